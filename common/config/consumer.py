@@ -37,8 +37,10 @@ class ApiKey(Frozen):
     @classmethod
     def _is_hash(cls, v: str) -> str:
         digest = v.removeprefix(HASH_PREFIX)
-        if not v.startswith(HASH_PREFIX) or len(digest) != 64 or not all(
-            c in "0123456789abcdef" for c in digest
+        if (
+            not v.startswith(HASH_PREFIX)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
         ):
             raise ValueError("must be 'sha256:' followed by 64 lower-case hex digits")
         return v

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from common.config.base import Frozen, Name
+from common.config.base import Frozen
 
 
 def _check_hostport(value: str) -> str:

@@ -56,7 +56,7 @@ class RateLimitPolicy(_Resource):
 
 Resource: TypeAlias = Backend | Route | Pool | Consumer | RateLimitPolicy
 AnyResource = Annotated[Resource, Field(discriminator="kind")]
-_ADAPTER: Final[TypeAdapter[Resource]] = TypeAdapter(AnyResource)
+_ADAPTER: Final[TypeAdapter[Resource]] = TypeAdapter(AnyResource)  # type: ignore[arg-type]
 
 KINDS: Final[dict[str, type[Resource]]] = {
     "Backend": Backend,
@@ -99,9 +99,7 @@ def parse_resource(data: Any, *, where: str = "") -> Resource:
     """One resource from a dict; ValidationFailed names each bad field."""
     prefix = f"{where}." if where else ""
     if not isinstance(data, Mapping):
-        raise ValidationFailed(
-            "invalid resource", [FieldError(where or "$", "expected an object")]
-        )
+        raise ValidationFailed("invalid resource", [FieldError(where or "$", "expected an object")])
     kind = data.get("kind")
     if kind not in KINDS:
         raise ValidationFailed(
@@ -119,7 +117,9 @@ def parse_documents(text: str, *, source: str = "input") -> list[Resource]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
-        raise ValidationFailed(f"{source} is not valid YAML", [FieldError(source, str(e))]) from None
+        raise ValidationFailed(
+            f"{source} is not valid YAML", [FieldError(source, str(e))]
+        ) from None
     resources: list[Resource] = []
     errors: list[FieldError] = []
     for i, doc in enumerate(docs):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from common.config.base import Frozen, Name
 
 RetryOn = Literal["connect_error", "timeout", "429", "5xx"] | int
+DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("connect_error", "timeout", "429", "5xx")
 
 
 class RouteMatch(Frozen):
@@ -48,7 +49,7 @@ class BackendRef(Frozen):
 class RetryPolicy(Frozen):
     attempts: int = Field(3, ge=1, le=10)
     """Total attempts per request, the first included."""
-    on: list[RetryOn] = Field(default_factory=lambda: ["connect_error", "timeout", "429", "5xx"])
+    on: list[RetryOn] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     """Failures that move to the next attempt: connect_error, timeout (before the first
     byte), 429, 5xx, or specific status codes."""
     backoff_base_s: float = Field(0.0, ge=0, le=10)

@@ -46,7 +46,9 @@ class ConfigSet:
         return self.by_kind[kind].get(name)
 
     def replaced(self, resource: Resource) -> ConfigSet:
-        return ConfigSet.of([r for r in self if not _same(r, resource.kind, resource.name)] + [resource])
+        return ConfigSet.of(
+            [r for r in self if not _same(r, resource.kind, resource.name)] + [resource]
+        )
 
     def removed(self, kind: str, name: str) -> ConfigSet:
         return ConfigSet.of(r for r in self if not _same(r, kind, name))
@@ -88,52 +90,64 @@ def cross_errors(cfg: ConfigSet) -> list[FieldError]:
 
     for b in cfg.backends:
         if b.spec.schema_ is BackendSchema.POOL and b.spec.pool not in pools:
-            errors.append(FieldError(
-                f"backends/{b.name}.spec.pool",
-                f"pool {b.spec.pool!r} does not exist; create the Pool first",
-            ))
+            errors.append(
+                FieldError(
+                    f"backends/{b.name}.spec.pool",
+                    f"pool {b.spec.pool!r} does not exist; create the Pool first",
+                )
+            )
 
     claims: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
     for r in cfg.routes:
         for i, ref in enumerate(r.spec.backends):
             if ref.name not in backends:
-                errors.append(FieldError(
-                    f"routes/{r.name}.spec.backends.{i}.name",
-                    f"backend {ref.name!r} does not exist; create it or fix the name",
-                ))
+                errors.append(
+                    FieldError(
+                        f"routes/{r.name}.spec.backends.{i}.name",
+                        f"backend {ref.name!r} does not exist; create it or fix the name",
+                    )
+                )
         for i, p in enumerate(r.spec.rate_limit_policies):
             if p not in policies:
-                errors.append(FieldError(
-                    f"routes/{r.name}.spec.rate_limit_policies.{i}",
-                    f"rate-limit policy {p!r} does not exist",
-                ))
+                errors.append(
+                    FieldError(
+                        f"routes/{r.name}.spec.rate_limit_policies.{i}",
+                        f"rate-limit policy {p!r} does not exist",
+                    )
+                )
         scope = (tuple(sorted(r.spec.match.hostnames)), tuple(sorted(r.spec.match.headers.items())))
         for model in r.spec.match.models:
             if _is_glob(model):
                 continue
             owner = claims.setdefault((model, *scope), r.name)
             if owner != r.name:
-                errors.append(FieldError(
-                    f"routes/{r.name}.spec.match.models",
-                    f"model {model!r} is already served by route {owner!r}; "
-                    "a model may belong to one route (per hostname/header match)",
-                ))
+                errors.append(
+                    FieldError(
+                        f"routes/{r.name}.spec.match.models",
+                        f"model {model!r} is already served by route {owner!r}; "
+                        "a model may belong to one route (per hostname/header match)",
+                    )
+                )
 
     key_owner: dict[str, str] = {}
     for c in cfg.consumers:
         for i, p in enumerate(c.spec.rate_limit_policies):
             if p not in policies:
-                errors.append(FieldError(
-                    f"consumers/{c.name}.spec.rate_limit_policies.{i}",
-                    f"rate-limit policy {p!r} does not exist",
-                ))
+                errors.append(
+                    FieldError(
+                        f"consumers/{c.name}.spec.rate_limit_policies.{i}",
+                        f"rate-limit policy {p!r} does not exist",
+                    )
+                )
         for i, k in enumerate(c.spec.keys):
             other = key_owner.setdefault(k.hash, c.name)
             if other != c.name:
-                errors.append(FieldError(
-                    f"consumers/{c.name}.spec.keys.{i}.hash",
-                    f"the same key is already held by consumer {other!r}",
-                ))
+                errors.append(
+                    FieldError(
+                        f"consumers/{c.name}.spec.keys.{i}.hash",
+                        f"the same key is already held by consumer {other!r}",
+                    )
+                )
     return errors
 
 
@@ -141,7 +155,9 @@ def referrers(cfg: ConfigSet, kind: str, name: str) -> list[str]:
     """Resources that name `kind/name`; deleting it while they exist is refused."""
     out: list[str] = []
     if kind == "Backend":
-        out += [f"routes/{r.name}" for r in cfg.routes if any(b.name == name for b in r.spec.backends)]
+        out += [
+            f"routes/{r.name}" for r in cfg.routes if any(b.name == name for b in r.spec.backends)
+        ]
     elif kind == "Pool":
         out += [f"backends/{b.name}" for b in cfg.backends if b.spec.pool == name]
     elif kind == "RateLimitPolicy":

@@ -135,12 +135,17 @@ class EtcdStore:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     await client.connect()
-                    stream = await client.watch(key, range_end=_range_end(key), start_revision=next_rev)
+                    stream = await client.watch(
+                        key, range_end=_range_end(key), start_revision=next_rev
+                    )
                 async for ev in stream:
                     failures = 0
                     rev = int(ev.kv.mod_revision)
-                    kind = "put" if ev.kind == "PUT" else "delete"
-                    yield WatchEvent(kind, ev.kv.key.decode(), ev.kv.value if kind == "put" else b"", rev)
+                    key_name = ev.kv.key.decode()
+                    if ev.kind == "PUT":
+                        yield WatchEvent("put", key_name, ev.kv.value, rev)
+                    else:
+                        yield WatchEvent("delete", key_name, b"", rev)
                     # resume *at* the last revision seen: a txn's events share one revision,
                     # so a break mid-revision re-delivers it rather than skipping the rest
                     next_rev = rev
@@ -149,8 +154,13 @@ class EtcdStore:
             except (*_UNAVAILABLE, aetcd_errors.ClientError) as e:
                 failures += 1
                 delay = min(2.0, 0.05 * 2 ** min(failures, 6)) * (0.5 + random.random())
-                log.warning("etcd watch on %s broke (%s); re-watching from revision %d in %.2fs",
-                            prefix, type(e).__name__, next_rev, delay)
+                log.warning(
+                    "etcd watch on %s broke (%s); re-watching from revision %d in %.2fs",
+                    prefix,
+                    type(e).__name__,
+                    next_rev,
+                    delay,
+                )
                 await asyncio.sleep(delay)
             finally:
                 try:

@@ -35,6 +35,7 @@ class MemoryStore:
         self._changed = asyncio.Condition()
         self._sweep_interval_s = sweep_interval_s
         self._sweeper: asyncio.Task[None] | None = None
+        self._wakeups: set[asyncio.Task[None]] = set()
 
     # -- reads -------------------------------------------------------------------------
     async def get(self, key: str) -> Item | None:
@@ -68,13 +69,15 @@ class MemoryStore:
         for op in ops:
             if isinstance(op, Put):
                 prev = self._items.get(op.key)
-                self._items[op.key] = Item(op.key, op.value, rev, prev.create_revision if prev else rev)
+                self._items[op.key] = Item(
+                    op.key, op.value, rev, prev.create_revision if prev else rev
+                )
                 self._detach(op.key)
                 if op.lease is not None:
                     self._leases[op.lease].keys.add(op.key)
                     self._item_lease[op.key] = op.lease
                 events.append(WatchEvent("put", op.key, op.value, rev))
-            elif isinstance(op, Delete) and op.key in self._items:
+            elif op.key in self._items:
                 del self._items[op.key]
                 self._detach(op.key)
                 events.append(WatchEvent("delete", op.key, b"", rev))
@@ -92,9 +95,11 @@ class MemoryStore:
                 self._changed.notify_all()
 
         try:
-            asyncio.get_running_loop().create_task(wake())
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: nobody can be watching
-            pass
+            return
+        self._wakeups.add(task := loop.create_task(wake()))
+        task.add_done_callback(self._wakeups.discard)
 
     # -- watch -------------------------------------------------------------------------
     async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchEvent]:

@@ -1,0 +1,237 @@
+"""The config stream: one bidirectional gRPC stream per node (msgpack, no protoc).
+
+Node → control: hello{node_id, tier, pool, address, revision, checksum}, then
+ack{revision, checksum} / nack{revision, checksum, reason} / ping.
+Control → node: snapshot{snapshot} whenever a newer one concerns the node.
+
+A snapshot is sent when its checksum differs from the node's and its revision is
+newer, so a node that moves between replicas is not sent what it already runs.
+Writes are coalesced: a burst within `coalesce_s` compiles and sends once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from common import wire
+from common.clock import Clock, SystemClock
+from common.config import Tier1Snapshot, Tier2Snapshot, snapshot_to_wire
+from common.errors import ValidationFailed
+from control.compile import compile_tier1, compile_tier2
+from control.nodes import NodeRegistry, NodeStatus
+from control.service import ResourceService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """Snapshots ready to send: each pre-encoded once, sent to many nodes."""
+
+    tier1: Tier1Snapshot | None
+    tier1_frame: bytes
+    tier2: dict[str, Tier2Snapshot]
+    tier2_frames: dict[str, bytes]
+    error: str = ""
+
+
+def _frame(snapshot: Tier1Snapshot | Tier2Snapshot) -> bytes:
+    return wire.encode({"type": "snapshot", "snapshot": snapshot_to_wire(snapshot)})
+
+
+@dataclass
+class Distributor:
+    service: ResourceService
+    registry: NodeRegistry
+    coalesce_s: float = 0.005
+    clock: Clock = field(default_factory=SystemClock)
+    compiled: Compiled | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _new_compiled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (and replaced by a fresh one) each time `compiled` changes."""
+    _task: asyncio.Task[None] | None = None
+    sessions: int = 0
+
+    async def start(self) -> None:
+        self.service.subscribe(self._changed.set)
+        self._recompile()
+        self._task = asyncio.create_task(self._compile_loop(), name="compile-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _compile_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            await asyncio.sleep(self.coalesce_s)  # let a burst of writes land first
+            self._changed.clear()
+            self._recompile()
+            fired, self._new_compiled = self._new_compiled, asyncio.Event()
+            fired.set()
+
+    def _recompile(self) -> None:
+        cfg = self.service.config()
+        try:
+            t1 = compile_tier1(cfg, self.service.revision)
+        except ValidationFailed as e:
+            # only reachable if the store was edited behind control's back
+            log.error(
+                "stored configuration does not compile; nodes keep their last snapshot: %s", e
+            )
+            prev = self.compiled
+            self.compiled = Compiled(
+                prev.tier1 if prev else None,
+                prev.tier1_frame if prev else b"",
+                prev.tier2 if prev else {},
+                prev.tier2_frames if prev else {},
+                error=str(e),
+            )
+            return
+        t2 = compile_tier2(cfg)
+        prev = self.compiled
+        frames = {
+            name: prev.tier2_frames[name]
+            if prev and name in prev.tier2 and prev.tier2[name].checksum == snap.checksum
+            else _frame(snap)
+            for name, snap in t2.items()
+        }
+        t1_frame = (
+            prev.tier1_frame
+            if prev and prev.tier1 and prev.tier1.checksum == t1.checksum
+            else _frame(t1)
+        )
+        if prev and prev.tier1 and prev.tier1.checksum == t1.checksum:
+            t1 = prev.tier1
+        self.compiled = Compiled(t1, t1_frame, t2, frames)
+
+    def for_node(
+        self, tier: str, pool: str | None
+    ) -> tuple[Tier1Snapshot | Tier2Snapshot | None, bytes]:
+        c = self.compiled
+        if c is None:
+            return None, b""
+        if tier == "tier1":
+            return c.tier1, c.tier1_frame
+        if pool is not None and pool in c.tier2:
+            return c.tier2[pool], c.tier2_frames[pool]
+        return None, b""
+
+    # -- the stream handler ---------------------------------------------------------------
+    async def stream(self, context: aio.ServicerContext[Any, Any]) -> None:
+        hello = await context.read()
+        if hello is aio.EOF or not isinstance(hello, dict) or hello.get("type") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")
+            return
+        tier = hello.get("tier")
+        if tier not in ("tier1", "tier2") or not hello.get("node_id"):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "hello needs node_id and tier tier1|tier2"
+            )
+            return
+        if tier == "tier2" and not hello.get("pool"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a tier2 node must name its pool")
+            return
+        now = self.clock.wall()
+        status = NodeStatus(
+            node_id=str(hello["node_id"]),
+            tier=tier,
+            pool=hello.get("pool"),
+            address=str(hello.get("address", "")),
+            control=self.registry.control_id,
+            applied_revision=int(hello.get("revision") or 0),
+            applied_checksum=str(hello.get("checksum") or ""),
+            connected_at=now,
+            last_seen=now,
+        )
+        self.registry.update(status)
+        self.sessions += 1
+        reader = asyncio.create_task(self._read(context, status))
+        try:
+            await self._send_loop(context, status, reader)
+        finally:
+            self.sessions -= 1
+            reader.cancel()
+            self.registry.remove(status.node_id)
+
+    async def _send_loop(
+        self, context: aio.ServicerContext[Any, Any], status: NodeStatus, reader: asyncio.Task[None]
+    ) -> None:
+        sent_checksum = status.applied_checksum
+        sent_revision = status.applied_revision
+        while not reader.done():
+            changed = self._new_compiled  # taken before reading `compiled`: no lost wakeup
+            snap, frame = self.for_node(status.tier, status.pool)
+            if snap is None and status.tier == "tier2" and not status.message:
+                status.message = f"pool {status.pool!r} is not configured"
+                self.registry.update(status)
+            if (
+                snap is not None
+                and snap.checksum != sent_checksum
+                and snap.revision >= sent_revision
+            ):
+                if status.message:
+                    status.message = ""
+                await context.write(frame)
+                sent_checksum, sent_revision = snap.checksum, snap.revision
+                status.pending_revision = snap.revision
+                self.registry.update(status, urgent=False)
+            waiter = asyncio.ensure_future(changed.wait())
+            done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                waiter.cancel()
+
+    async def _read(self, context: aio.ServicerContext[Any, Any], status: NodeStatus) -> None:
+        while True:
+            msg = await context.read()
+            if msg is aio.EOF:
+                return
+            if not isinstance(msg, dict):
+                continue
+            status.last_seen = self.clock.wall()
+            kind = msg.get("type")
+            if kind == "ack":
+                status.applied_revision = int(msg.get("revision") or 0)
+                status.applied_checksum = str(msg.get("checksum") or "")
+                status.pending_revision = 0
+                self.registry.update(status)
+            elif kind == "nack":
+                status.last_nack = {
+                    "revision": int(msg.get("revision") or 0),
+                    "reason": str(msg.get("reason") or "")[:2000],
+                    "at": status.last_seen,
+                }
+                status.pending_revision = 0
+                log.warning(
+                    "node %s rejected revision %s: %s",
+                    status.node_id,
+                    status.last_nack["revision"],
+                    status.last_nack["reason"],
+                )
+                self.registry.update(status)
+            else:
+                self.registry.update(status, urgent=False)
+
+
+def _encode(message: Any) -> bytes:
+    return message if isinstance(message, bytes) else wire.encode(message)
+
+
+def grpc_handler(distributor: Distributor) -> grpc.GenericRpcHandler:
+    async def stream(request_iterator: Any, context: aio.ServicerContext[Any, Any]) -> None:
+        await distributor.stream(context)
+
+    method = grpc.stream_stream_rpc_method_handler(
+        stream, request_deserializer=wire.decode, response_serializer=_encode
+    )
+    return grpc.method_handlers_generic_handler(wire.CONFIG_SERVICE, {"Stream": method})
