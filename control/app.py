@@ -78,11 +78,7 @@ class ControlServer:
 
     def __post_init__(self) -> None:
         self.service = ResourceService(self.store, self.keys)
-        info = {
-            "rest": f"{self.advertise or self.rest_host}:{self.rest_port}",
-            "grpc": f"{self.advertise or self.grpc_host}:{self.grpc_port}",
-        }
-        self.registry = NodeRegistry(self.store, self.keys, self.control_id, info, clock=self.clock)
+        self.registry = NodeRegistry(self.store, self.keys, self.control_id, {}, clock=self.clock)
         self.distributor = Distributor(
             self.service, self.registry, coalesce_s=self.coalesce_s, clock=self.clock
         )
@@ -108,6 +104,11 @@ class ControlServer:
             server = site._server
             assert server is not None and hasattr(server, "sockets")
             self.rest_port = int(server.sockets[0].getsockname()[1])
+        self.registry.control_info.update(
+            rest=f"{self.advertise or self.rest_host}:{self.rest_port}",
+            grpc=f"{self.advertise or self.grpc_host}:{self.grpc_port}",
+        )
+        await self.registry.start()
         log.info(
             "control %s: REST on %s:%d, gRPC on %s:%d",
             self.control_id,

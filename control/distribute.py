@@ -23,6 +23,7 @@ from common import wire
 from common.clock import Clock, SystemClock
 from common.config import Tier1Snapshot, Tier2Snapshot, snapshot_to_wire
 from common.errors import ValidationFailed
+from common.tasks import guarded_task
 from control.compile import compile_tier1, compile_tier2
 from control.nodes import NodeRegistry, NodeStatus
 from control.service import ResourceService
@@ -61,7 +62,7 @@ class Distributor:
     async def start(self) -> None:
         self.service.subscribe(self._changed.set)
         self._recompile()
-        self._task = asyncio.create_task(self._compile_loop(), name="compile-loop")
+        self._task = guarded_task(self._compile_loop(), "compile-loop")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from common import jsonutil
 from common.clock import Clock, SystemClock
+from common.tasks import guarded_task
 from control.service import Keys
 from control.store.base import Compare, ConfigStore, Delete, Put, StoreError
 
@@ -64,6 +65,7 @@ class NodeRegistry:
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _cleanups: set[asyncio.Task[None]] = field(default_factory=set)
 
     def node_key(self, node_id: str) -> str:
         return f"{self.keys.status}nodes/{node_id}"
@@ -82,8 +84,10 @@ class NodeRegistry:
     def remove(self, node_id: str) -> None:
         entry = self._entries.pop(node_id, None)
         if entry is not None and entry.written_rev:
-            task = asyncio.create_task(self._delete(node_id, entry.written_rev))
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._cleanups.add(
+                task := guarded_task(self._delete(node_id, entry.written_rev), "node-cleanup")
+            )
+            task.add_done_callback(self._cleanups.discard)
 
     async def _delete(self, node_id: str, written_rev: int) -> None:
         try:
@@ -95,7 +99,7 @@ class NodeRegistry:
 
     # background writer -----------------------------------------------------------------
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="node-registry")
+        self._task = guarded_task(self._run(), "node-registry")
 
     async def stop(self) -> None:
         if self._task is not None:

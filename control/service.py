@@ -27,6 +27,7 @@ from common.config import (
 )
 from common.config.validate import referrers
 from common.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from common.tasks import guarded_task
 from control.compile import compile_tier1
 from control.secrets import restore_masked
 from control.store.base import Compacted, Compare, ConfigStore, Delete, Item, Put, WatchEvent
@@ -160,7 +161,7 @@ class ResourceService:
     async def start(self) -> None:
         await self.resync()
         self.ready.set()
-        self._watch_task = asyncio.create_task(self._watch(), name="resource-watch")
+        self._watch_task = guarded_task(self._watch(), "resource-watch")
 
     async def _watch(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from grpc import aio
 
 from common import wire
 from common.configsync.agent import ConfigAgent
+from common.tasks import guarded_task
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class ConfigSubscriber:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="config-subscriber")
+        self._task = guarded_task(self.run(), "config-subscriber")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from common import jsonutil
-from common.errors import Conflict, GatewayError, ValidationFailed
+from common.errors import Conflict, GatewayError, Unavailable, ValidationFailed
+from control.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if not e.expose:
             log.error("%s %s failed: %s", request.method, request.path, type(e).__name__)
         return json_response(error_body(e), status=e.status)
+    except StoreError as e:
+        log.warning("%s %s: store unavailable: %s", request.method, request.path, e)
+        return json_response(
+            error_body(Unavailable("the configuration store is unavailable; retry shortly")),
+            status=503,
+        )
     except web.HTTPException as e:
         if e.status >= 400:
             code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
