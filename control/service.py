@@ -228,7 +228,13 @@ class ResourceService:
         commit them atomically: either all are stored or none."""
         async with self._write_lock:
             for _ in range(MAX_WRITE_ATTEMPTS):
-                result = await self._try_write(changes, dry_run=dry_run)
+                try:
+                    result = await self._try_write(changes, dry_run=dry_run)
+                except (ValidationFailed, Conflict, NotFound):
+                    # judged on the cache: make sure it was not just behind another replica
+                    if await self._cache_is_current():
+                        raise
+                    result = None
                 if result is not None:
                     return result
                 await self.resync()
@@ -237,38 +243,54 @@ class ResourceService:
     async def delete(
         self, kind: str, name: str, *, expect: int | None = None, dry_run: bool = False
     ) -> int:
-        key = self.keys.resource(kind, name)
         async with self._write_lock:
             for _ in range(MAX_WRITE_ATTEMPTS):
-                cfg = self.config()
-                existing = cfg.get(kind, name)
-                if existing is None:
-                    raise NotFound(f"{kind} {name!r} does not exist")
-                if expect is not None and existing.revision != expect:
-                    raise Conflict(
-                        f"{kind} {name!r} is at revision {existing.revision}, not {expect}; read it again",
-                        current_revision=existing.revision,
-                    )
-                users = referrers(cfg, kind, name)
-                if users:
-                    raise Conflict(
-                        f"{kind} {name!r} is still used by {', '.join(users)}; change those first"
-                    )
-                if dry_run:
-                    return existing.revision or 0
-                rev = await self.store.commit(
-                    [
-                        Compare(key, existing.revision or 0),
-                        Compare(self.keys.generation, self._generation_rev),
-                    ],
-                    [Delete(key), Put(self.keys.generation, b"")],
-                )
+                try:
+                    rev = await self._try_delete(kind, name, expect=expect, dry_run=dry_run)
+                except (Conflict, NotFound):
+                    if await self._cache_is_current():
+                        raise
+                    rev = None
                 if rev is not None:
-                    self._resources.pop(key, None)
-                    self._apply_event(WatchEvent("put", self.keys.generation, b"", rev))
                     return rev
                 await self.resync()
         raise Unavailable("the configuration is changing too fast to delete; retry")
+
+    async def _cache_is_current(self) -> bool:
+        item = await self.store.get(self.keys.generation)
+        return (item.mod_revision if item else 0) == self._generation_rev
+
+    async def _try_delete(
+        self, kind: str, name: str, *, expect: int | None, dry_run: bool
+    ) -> int | None:
+        key = self.keys.resource(kind, name)
+        cfg = self.config()
+        existing = cfg.get(kind, name)
+        if existing is None:
+            raise NotFound(f"{kind} {name!r} does not exist")
+        if expect is not None and existing.revision != expect:
+            raise Conflict(
+                f"{kind} {name!r} is at revision {existing.revision}, not {expect}; read it again",
+                current_revision=existing.revision,
+            )
+        users = referrers(cfg, kind, name)
+        if users:
+            raise Conflict(
+                f"{kind} {name!r} is still used by {', '.join(users)}; change those first"
+            )
+        if dry_run:
+            return existing.revision or 0
+        rev = await self.store.commit(
+            [
+                Compare(key, existing.revision or 0),
+                Compare(self.keys.generation, self._generation_rev),
+            ],
+            [Delete(key), Put(self.keys.generation, b"")],
+        )
+        if rev is not None:
+            self._resources.pop(key, None)
+            self._apply_event(WatchEvent("put", self.keys.generation, b"", rev))
+        return rev
 
     async def _try_write(self, changes: list[Change], *, dry_run: bool) -> list[WriteResult] | None:
         cfg = self.config()

