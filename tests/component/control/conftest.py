@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.support.control_api import TOKEN, Api
-
 from control.app import ControlServer
 from control.service import Keys
 from control.store.etcd import EtcdStore
-
-
+from tests.support.control_api import TOKEN, Api
 
 ControlFactory = Callable[..., Awaitable[ControlServer]]
 
@@ -25,7 +22,15 @@ async def make_control(etcd_endpoint: str, key_root: str) -> AsyncIterator[Contr
 
     async def factory(control_id: str = "c0", **kwargs: Any) -> ControlServer:
         store = EtcdStore([etcd_endpoint])
-        server = ControlServer(store, TOKEN, rest_port=0, grpc_port=0, keys=Keys(key_root), control_id=control_id, **kwargs)
+        server = ControlServer(
+            store,
+            TOKEN,
+            rest_port=0,
+            grpc_port=0,
+            keys=Keys(key_root),
+            control_id=control_id,
+            **kwargs,
+        )
         await server.start()
         started.append((server, store))
         return server

@@ -11,7 +11,6 @@ import pytest
 from common import jsonutil
 from control.app import ControlServer
 from control.store.etcd import EtcdStore
-
 from tests.support.control_api import Api
 
 pytestmark = pytest.mark.etcd
@@ -20,12 +19,19 @@ SECRET = "sk-provider-SECRET-value-123"
 
 
 def backend(name: str = "openai", **spec: Any) -> dict[str, Any]:
-    base = {"schema": "openai", "base_url": "https://api.openai.com/v1", "auth": {"type": "api_key", "key": SECRET}}
+    base = {
+        "schema": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "auth": {"type": "api_key", "key": SECRET},
+    }
     return {"name": name, "spec": {**base, **spec}}
 
 
 def route(name: str, models: list[str], backends: list[str]) -> dict[str, Any]:
-    return {"name": name, "spec": {"match": {"models": models}, "backends": [{"name": b} for b in backends]}}
+    return {
+        "name": name,
+        "spec": {"match": {"models": models}, "backends": [{"name": b} for b in backends]},
+    }
 
 
 async def test_crud_and_list(api: Api) -> None:
@@ -76,7 +82,9 @@ async def test_dry_run_stores_nothing(api: Api) -> None:
     assert status == 422
 
 
-async def test_invalid_resource_is_422_with_field_path_and_nothing_stored(api: Api, control: ControlServer) -> None:
+async def test_invalid_resource_is_422_with_field_path_and_nothing_stored(
+    api: Api, control: ControlServer
+) -> None:
     bad = backend(timeouts={"connect_s": -1})
     status, body = await api.call("POST", "/v1/backends", bad)
     assert status == 422
@@ -114,7 +122,9 @@ async def test_delete_in_use_is_refused(api: Api) -> None:
     assert status == 409 and "routes/r" in body["error"]["message"]
 
 
-async def test_secrets_are_write_only(api: Api, control: ControlServer, caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_are_write_only(
+    api: Api, control: ControlServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     _, created = await api.call("POST", "/v1/backends", backend())
     responses = [created]
@@ -122,7 +132,9 @@ async def test_secrets_are_write_only(api: Api, control: ControlServer, caplog: 
     responses.append((await api.call("GET", "/v1/backends"))[1])
     # an error that involves the secret's resource
     responses.append((await api.call("POST", "/v1/backends", backend()))[1])
-    responses.append((await api.call("POST", "/v1/backends", backend("x", timeouts={"connect_s": -1})))[1])
+    responses.append(
+        (await api.call("POST", "/v1/backends", backend("x", timeouts={"connect_s": -1})))[1]
+    )
     # replace keeps the secret when the client sends the mask back
     got = responses[1]
     assert got["spec"]["auth"]["key"] == {"set": True}
@@ -136,7 +148,14 @@ async def test_secrets_are_write_only(api: Api, control: ControlServer, caplog: 
     stored = await control.store.get(control.keys.resource("Backend", "openai"))
     assert stored is not None and SECRET.encode() in stored.value  # kept for the tiers
     # a mask with nothing behind it is refused, naming the field
-    status, body = await api.call("POST", "/v1/backends", {**backend("y"), "spec": {**backend()["spec"], "auth": {"type": "api_key", "key": {"set": True}}}})
+    status, body = await api.call(
+        "POST",
+        "/v1/backends",
+        {
+            **backend("y"),
+            "spec": {**backend()["spec"], "auth": {"type": "api_key", "key": {"set": True}}},
+        },
+    )
     assert status == 422 and body["error"]["errors"][0]["path"] == "spec.auth.key"
 
 
@@ -154,9 +173,14 @@ async def test_consumer_keys_stored_only_as_hashes(api: Api, control: ControlSer
 
 
 async def test_apply_is_all_or_nothing_and_idempotent(api: Api) -> None:
-    good = "kind: Backend\nname: b\nspec: {schema: openai, base_url: 'http://127.0.0.1:9/v1'}\n---\n" \
-           "kind: Route\nname: r\nspec: {match: {models: [m]}, backends: [{name: b}]}\n"
-    bad = good + "---\nkind: Route\nname: r2\nspec: {match: {models: [m2]}, backends: [{name: missing}]}\n"
+    good = (
+        "kind: Backend\nname: b\nspec: {schema: openai, base_url: 'http://127.0.0.1:9/v1'}\n---\n"
+        "kind: Route\nname: r\nspec: {match: {models: [m]}, backends: [{name: b}]}\n"
+    )
+    bad = (
+        good
+        + "---\nkind: Route\nname: r2\nspec: {match: {models: [m2]}, backends: [{name: missing}]}\n"
+    )
     status, body = await api.call("POST", "/v1/apply", raw=bad, content_type="application/yaml")
     assert status == 422
     assert (await api.call("GET", "/v1/backends/b"))[0] == 404

@@ -11,10 +11,25 @@ from control.secrets import restore_masked
 
 
 def _cfg(pool_rev: int = 7) -> ConfigSet:
-    pool = parse_resource({"kind": "Pool", "name": "p", "spec": {
-        "model": "m", "endpoints": {"type": "static", "addresses": ["a:1"]}, "tier2": ["t:2"]}})
+    pool = parse_resource(
+        {
+            "kind": "Pool",
+            "name": "p",
+            "spec": {
+                "model": "m",
+                "endpoints": {"type": "static", "addresses": ["a:1"]},
+                "tier2": ["t:2"],
+            },
+        }
+    )
     b = parse_resource({"kind": "Backend", "name": "b", "spec": {"schema": "pool", "pool": "p"}})
-    r = parse_resource({"kind": "Route", "name": "r", "spec": {"match": {"models": ["m"]}, "backends": [{"name": "b"}]}})
+    r = parse_resource(
+        {
+            "kind": "Route",
+            "name": "r",
+            "spec": {"match": {"models": ["m"]}, "backends": [{"name": "b"}]},
+        }
+    )
     return ConfigSet.of([with_revision(pool, pool_rev), with_revision(b, 3), with_revision(r, 4)])
 
 
@@ -38,8 +53,12 @@ def test_inconsistent_set_does_not_compile() -> None:
 
 def test_restore_masked_keeps_stored_secret() -> None:
     stored = {"spec": {"auth": {"type": "api_key", "key": "sk-old"}, "timeouts": {"connect_s": 5}}}
-    incoming = {"spec": {"auth": {"type": "api_key", "key": {"set": True}}, "timeouts": {"connect_s": 9}}}
-    assert restore_masked(incoming, stored) == {"spec": {"auth": {"type": "api_key", "key": "sk-old"}, "timeouts": {"connect_s": 9}}}
+    incoming = {
+        "spec": {"auth": {"type": "api_key", "key": {"set": True}}, "timeouts": {"connect_s": 9}}
+    }
+    assert restore_masked(incoming, stored) == {
+        "spec": {"auth": {"type": "api_key", "key": "sk-old"}, "timeouts": {"connect_s": 9}}
+    }
 
 
 def test_restore_masked_without_stored_value_names_the_path() -> None:
