@@ -249,7 +249,7 @@ def test_bad_token_cost(expr: str) -> None:
 
 
 def test_policy_descriptor_and_zone() -> None:
-    base = {
+    base: dict[str, Any] = {
         "kind": "RateLimitPolicy",
         "name": "p",
         "spec": {"limits": [{"window": "1m", "requests": 10}]},
