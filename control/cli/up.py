@@ -48,8 +48,9 @@ def _strata() -> list[str]:
     return [sys.executable, "-m", "control.cli"]
 
 
-def load_stack(path: Path) -> tuple[list[Proc], list[str], list[str]]:
+def load_stack(path: Path) -> tuple[list[Proc], list[str], list[str], dict[str, str]]:
     data: dict[str, Any] = yaml.safe_load(path.read_text())
+    common_env = {k: str(v) for k, v in (data.get("env") or {}).items()}
     procs = []
     for entry in data.get("processes", []):
         cmd = [str(c) for c in entry["command"]]
@@ -61,10 +62,11 @@ def load_stack(path: Path) -> tuple[list[Proc], list[str], list[str]]:
                 cmd,
                 entry.get("ready"),
                 entry.get("listens", ""),
-                env={k: str(v) for k, v in (entry.get("env") or {}).items()},
+                env={**common_env, **{k: str(v) for k, v in (entry.get("env") or {}).items()}},
             )
         )
-    return procs, [str(p) for p in data.get("apply", [])], [str(h) for h in data.get("hints", [])]
+    apply_files = [str(p) for p in data.get("apply", [])]
+    return procs, apply_files, [str(h) for h in data.get("hints", [])], common_env
 
 
 def _ready(url: str) -> bool:
@@ -138,7 +140,7 @@ def run_up(stack_path: Path, *, apply_config: bool = True, once: bool = False) -
     if not stack_path.exists():
         print(f"strata up: no stack file at {stack_path}", file=sys.stderr)
         return 2
-    procs, apply_files, hints = load_stack(stack_path)
+    procs, apply_files, hints, common_env = load_stack(stack_path)
     log_dir = Path(".strata/logs")
     stop = {"now": False}
 
@@ -160,7 +162,7 @@ def run_up(stack_path: Path, *, apply_config: bool = True, once: bool = False) -
         if apply_config:
             for f in apply_files:
                 print(f"applying {f}", flush=True)
-                result = subprocess.run([*_strata(), "apply", "-f", f], check=False)
+                result = subprocess.run([*_strata(), "apply", "-f", f], check=False, env={**os.environ, **common_env})
                 if result.returncode != 0:
                     print(f"strata up: applying {f} failed", file=sys.stderr)
                     return 1
