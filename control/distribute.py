@@ -21,10 +21,9 @@ from grpc import aio
 
 from common import wire
 from common.clock import Clock, SystemClock
-from common.config import Tier1Snapshot, Tier2Snapshot, snapshot_to_wire
 from common.errors import ValidationFailed
-from common.tasks import guarded_task
-from control.compile import compile_tier1, compile_tier2
+from common.tasks import cancel_and_wait, guarded_task
+from control.compile import dump_resource, tier1_wire, tier2_wires
 from control.nodes import NodeRegistry, NodeStatus
 from control.service import ResourceService
 
@@ -32,18 +31,25 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Compiled:
-    """Snapshots ready to send: each pre-encoded once, sent to many nodes."""
+class Wire:
+    """One snapshot ready to send: encoded once, sent to many nodes."""
 
-    tier1: Tier1Snapshot | None
-    tier1_frame: bytes
-    tier2: dict[str, Tier2Snapshot]
-    tier2_frames: dict[str, bytes]
+    revision: int
+    checksum: str
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    tier1: Wire | None
+    tier2: dict[str, Wire]
     error: str = ""
 
 
-def _frame(snapshot: Tier1Snapshot | Tier2Snapshot) -> bytes:
-    return wire.encode({"type": "snapshot", "snapshot": snapshot_to_wire(snapshot)})
+def _wire(data: dict[str, Any]) -> Wire:
+    return Wire(
+        data["revision"], data["checksum"], wire.encode({"type": "snapshot", "snapshot": data})
+    )
 
 
 @dataclass
@@ -51,12 +57,17 @@ class Distributor:
     service: ResourceService
     registry: NodeRegistry
     coalesce_s: float = 0.005
+    """Delay after a quiet period: lets a burst of writes land in one snapshot."""
+    busy_interval_s: float = 0.05
+    """Minimum spacing of snapshots while writes keep coming, so a write storm costs
+    at most 1/busy_interval_s pushes per node per second."""
     clock: Clock = field(default_factory=SystemClock)
     compiled: Compiled | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _new_compiled: asyncio.Event = field(default_factory=asyncio.Event)
     """Set (and replaced by a fresh one) each time `compiled` changes."""
     _task: asyncio.Task[None] | None = None
+    _dumps: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     sessions: int = 0
 
     async def start(self) -> None:
@@ -65,68 +76,69 @@ class Distributor:
         self._task = guarded_task(self._compile_loop(), "compile-loop")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
 
     async def _compile_loop(self) -> None:
+        last = -1e9
         while True:
             await self._changed.wait()
-            await asyncio.sleep(self.coalesce_s)  # let a burst of writes land first
+            now = self.clock.monotonic()
+            busy = now - last < self.busy_interval_s * 2
+            await asyncio.sleep(
+                max(self.coalesce_s, self.busy_interval_s - (now - last))
+                if busy
+                else self.coalesce_s
+            )
             self._changed.clear()
             self._recompile()
+            last = self.clock.monotonic()
             fired, self._new_compiled = self._new_compiled, asyncio.Event()
             fired.set()
 
+    def _dump(self, resource: Any) -> dict[str, Any]:
+        key = (resource.kind, resource.name, resource.revision or 0)
+        cached = self._dumps.get(key)
+        if cached is None:
+            cached = self._dumps[key] = dump_resource(resource)
+        return cached
+
     def _recompile(self) -> None:
         cfg = self.service.config()
+        live = {(r.kind, r.name, r.revision or 0) for r in cfg}
+        for key in [k for k in self._dumps if k not in live]:
+            del self._dumps[key]
+        prev = self.compiled
         try:
-            t1 = compile_tier1(cfg, self.service.revision)
+            t1 = tier1_wire(cfg, self.service.revision, self._dump)
         except ValidationFailed as e:
             # only reachable if the store was edited behind control's back
             log.error(
                 "stored configuration does not compile; nodes keep their last snapshot: %s", e
             )
-            prev = self.compiled
             self.compiled = Compiled(
-                prev.tier1 if prev else None,
-                prev.tier1_frame if prev else b"",
-                prev.tier2 if prev else {},
-                prev.tier2_frames if prev else {},
-                error=str(e),
+                prev.tier1 if prev else None, prev.tier2 if prev else {}, error=str(e)
             )
             return
-        t2 = compile_tier2(cfg)
-        prev = self.compiled
-        frames = {
-            name: prev.tier2_frames[name]
-            if prev and name in prev.tier2 and prev.tier2[name].checksum == snap.checksum
-            else _frame(snap)
-            for name, snap in t2.items()
-        }
-        t1_frame = (
-            prev.tier1_frame
-            if prev and prev.tier1 and prev.tier1.checksum == t1.checksum
-            else _frame(t1)
+        tier1 = (
+            prev.tier1
+            if prev and prev.tier1 and prev.tier1.checksum == t1["checksum"]
+            else _wire(t1)
         )
-        if prev and prev.tier1 and prev.tier1.checksum == t1.checksum:
-            t1 = prev.tier1
-        self.compiled = Compiled(t1, t1_frame, t2, frames)
+        tier2 = {}
+        for name, data in tier2_wires(cfg, self._dump).items():
+            old = prev.tier2.get(name) if prev else None
+            tier2[name] = (
+                old if old is not None and old.checksum == data["checksum"] else _wire(data)
+            )
+        self.compiled = Compiled(tier1, tier2)
 
-    def for_node(
-        self, tier: str, pool: str | None
-    ) -> tuple[Tier1Snapshot | Tier2Snapshot | None, bytes]:
+    def for_node(self, tier: str, pool: str | None) -> Wire | None:
         c = self.compiled
         if c is None:
-            return None, b""
+            return None
         if tier == "tier1":
-            return c.tier1, c.tier1_frame
-        if pool is not None and pool in c.tier2:
-            return c.tier2[pool], c.tier2_frames[pool]
-        return None, b""
+            return c.tier1
+        return c.tier2.get(pool) if pool is not None else None
 
     # -- the stream handler ---------------------------------------------------------------
     async def stream(self, context: aio.ServicerContext[Any, Any]) -> None:
@@ -172,7 +184,7 @@ class Distributor:
         sent_revision = status.applied_revision
         while not reader.done():
             changed = self._new_compiled  # taken before reading `compiled`: no lost wakeup
-            snap, frame = self.for_node(status.tier, status.pool)
+            snap = self.for_node(status.tier, status.pool)
             if snap is None and status.tier == "tier2" and not status.message:
                 status.message = f"pool {status.pool!r} is not configured"
                 self.registry.update(status)
@@ -183,10 +195,10 @@ class Distributor:
             ):
                 if status.message:
                     status.message = ""
-                await context.write(frame)
+                await context.write(snap.frame)
                 sent_checksum, sent_revision = snap.checksum, snap.revision
                 status.pending_revision = snap.revision
-                self.registry.update(status, urgent=False)
+                self.registry.update(status, when="lazy")
             waiter = asyncio.ensure_future(changed.wait())
             done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if waiter not in done:
@@ -205,7 +217,7 @@ class Distributor:
                 status.applied_revision = int(msg.get("revision") or 0)
                 status.applied_checksum = str(msg.get("checksum") or "")
                 status.pending_revision = 0
-                self.registry.update(status)
+                self.registry.update(status, when="soon")
             elif kind == "nack":
                 status.last_nack = {
                     "revision": int(msg.get("revision") or 0),
@@ -221,7 +233,7 @@ class Distributor:
                 )
                 self.registry.update(status)
             else:
-                self.registry.update(status, urgent=False)
+                self.registry.update(status, when="lazy")
 
 
 def _encode(message: Any) -> bytes:

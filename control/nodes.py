@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from common import jsonutil
 from common.clock import Clock, SystemClock
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 LEASE_TTL_S = 10
 REFRESH_EVERY_S = 3.0
 HEARTBEAT_WRITE_EVERY_S = 10.0
+FLUSH_EVERY_S = 0.25
 
 
 @dataclass
@@ -74,11 +75,15 @@ class NodeRegistry:
         return f"{self.keys.status}controls/{self.control_id}"
 
     # called by the distributor (sync, never blocks the stream) -------------------------
-    def update(self, status: NodeStatus, *, urgent: bool = True) -> None:
+    def update(self, status: NodeStatus, *, when: Literal["now", "soon", "lazy"] = "now") -> None:
+        """Record a node's status. `now` writes it at once (connects, NACKs); `soon`
+        within FLUSH_EVERY_S, batched with others (ACKs: 50 nodes ACKing one snapshot
+        cost one etcd write); `lazy` with the next heartbeat write."""
         entry = self._entries.setdefault(status.node_id, _Entry(status))
         entry.status = status
-        entry.dirty = entry.dirty or urgent
-        if urgent:
+        if when != "lazy":
+            entry.dirty = True
+        if when == "now":
             self._wake.set()
 
     def remove(self, node_id: str) -> None:
@@ -132,7 +137,7 @@ class NodeRegistry:
                 log.warning("cannot write node status: %s", e)
                 await asyncio.sleep(0.5)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=FLUSH_EVERY_S)
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -23,12 +23,12 @@ from common.config import (
     Resource,
     parse_resource,
     to_stored,
+    validate_config,
     with_revision,
 )
 from common.config.validate import referrers
 from common.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from common.tasks import guarded_task
-from control.compile import compile_tier1
 from control.secrets import restore_masked
 from control.store.base import Compacted, Compare, ConfigStore, Delete, Item, Put, WatchEvent
 
@@ -339,7 +339,7 @@ class ResourceService:
             )
         if not puts:
             return results
-        compile_tier1(candidate, 0)  # raises ValidationFailed naming what to fix
+        validate_config(candidate)  # raises ValidationFailed naming what to fix
         if dry_run:
             return results
         rev = await self.store.commit(compares, [*puts, Put(self.keys.generation, b"")])

@@ -13,9 +13,11 @@ from common import jsonutil
 from common.config import (
     ApiKey,
     Consumer,
+    Resource,
     hash_api_key,
     new_api_key,
     parse_documents,
+    parse_resource,
     to_public,
 )
 from common.config.resources import KIND_BY_PLURAL
@@ -138,12 +140,7 @@ async def apply_documents(request: web.Request) -> web.Response:
         docs = data.get("documents")
         if not isinstance(docs, list):
             raise BadRequest('send {"documents": [...]}', param="documents")
-        text = jsonutil.dumps_str(docs[0]) if len(docs) == 1 else None
-        resources = (
-            parse_documents("\n---\n".join(jsonutil.dumps_str(d) for d in docs))
-            if text is None
-            else parse_documents(text)
-        )
+        resources = _parse_all(docs)
     else:
         resources = parse_documents(raw.decode("utf-8", errors="replace"), source="body")
     if not resources:
@@ -171,6 +168,19 @@ async def apply_documents(request: web.Request) -> web.Response:
             {"kind": r.kind, "name": r.name, "action": action, "revision": res.resource.revision}
         )
     return json_response({"results": out, "dry_run": dry_run})
+
+
+def _parse_all(docs: list[Any]) -> list[Resource]:
+    out: list[Resource] = []
+    errors: list[FieldError] = []
+    for i, doc in enumerate(docs):
+        try:
+            out.append(parse_resource(doc, where=f"documents[{i}]"))
+        except ValidationFailed as e:
+            errors.extend(e.errors)
+    if errors:
+        raise ValidationFailed("invalid documents", errors)
+    return out
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -210,9 +220,9 @@ async def status(request: web.Request) -> web.Response:
     except StoreError as e:
         raise Unavailable(f"cannot read status: {e}") from None
     compiled = distributor.compiled
-    t1 = compiled.tier1 if compiled else None
+    t1 = compiled.tier1 if compiled else None  # a Wire: revision + checksum
     for node in data["nodes"]:
-        want, _ = distributor.for_node(node["tier"], node.get("pool"))
+        want = distributor.for_node(node["tier"], node.get("pool"))
         node["desired_revision"] = want.revision if want else None
         node["in_sync"] = want is not None and node.get("applied_checksum") == want.checksum
     data["config_revision"] = t1.revision if t1 else 0

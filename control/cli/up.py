@@ -162,7 +162,9 @@ def run_up(stack_path: Path, *, apply_config: bool = True, once: bool = False) -
         if apply_config:
             for f in apply_files:
                 print(f"applying {f}", flush=True)
-                result = subprocess.run([*_strata(), "apply", "-f", f], check=False, env={**os.environ, **common_env})
+                result = subprocess.run(
+                    [*_strata(), "apply", "-f", f], check=False, env={**os.environ, **common_env}
+                )
                 if result.returncode != 0:
                     print(f"strata up: applying {f} failed", file=sys.stderr)
                     return 1
