@@ -1,0 +1,295 @@
+"""Benchmark the simulator itself: virtual-time speed and real-time token pacing.
+
+    python -m bench.vllmsim.benchmark [--mode virtual|real|both] [--json-out FILE]
+    (``strata bench sim`` dispatches to :func:`main`)
+
+virtual: 8 pods in the discrete-event simulator, shared-prefix multi-turn chat for
+    ``--sim-seconds`` of simulated time at ``--rate`` requests/s (near the pods' knee),
+    routed by a least-loaded router on 100 ms-stale scrapes. Reports wall seconds, the
+    speed-up over real time and simulated requests per wall second. Runs pinned to
+    ``--sim-cpu``.
+real: one ``python -m bench.vllmsim`` process serving 3 pods (pinned to ``--sim-cpu``
+    with taskset), loaded from this process (pinned to ``--load-cpu``) with Poisson
+    streaming chat requests at ``--real-rate``/s for ``--real-seconds``. Reports the p99
+    lateness of token release against the engine schedule (the pods measure it), the
+    simulator's CPU seconds per request, and client-side TTFT.
+
+Prints one JSON document and then a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.vllmsim.des import LeastLoadedRouter, Simulation
+from bench.vllmsim.server import SimConfig
+from bench.vllmsim.workload import ChatWorkload, random_text
+
+__all__ = ["main", "run_real", "run_virtual"]
+
+
+def _pin(cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def run_virtual(
+    *, pods: int = 8, rate: float = 40.0, sim_seconds: float = 600.0, seed: int = 0
+) -> dict[str, Any]:
+    sim = Simulation(SimConfig(seed=seed), pods, router=LeastLoadedRouter(), keep_output_ids=True)
+    turns = 3
+    ChatWorkload(session_rate=rate / turns, duration_s=sim_seconds, turns=turns, seed=seed).install(
+        sim
+    )
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    records = sim.run(until=sim_seconds)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    ttft = sorted(r.ttft for r in records)
+    prompt = sum(r.prompt_tokens for r in records) or 1
+    return {
+        "pods": pods,
+        "profile": "gie-8b",
+        "offered_rate_rps": rate,
+        "simulated_s": sim_seconds,
+        "completed_requests": len(records),
+        "generated_tokens": sum(r.output_tokens for r in records),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "speedup_vs_real_time": round(sim_seconds / wall, 1),
+        "sim_requests_per_wall_s": round(len(records) / wall, 1),
+        "events": sim.num_events,
+        "ttft_p50_s": round(ttft[len(ttft) // 2], 4) if ttft else None,
+        "ttft_p99_s": round(ttft[int(len(ttft) * 0.99)], 4) if ttft else None,
+        "prefix_hit_fraction": round(sum(r.cached_tokens for r in records) / prompt, 3),
+        "preemptions": sum(r.preemptions for r in records),
+    }
+
+
+def _free_ports(n: int) -> int:
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        ok = True
+        for i in range(1, n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", base + i))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+async def _one_stream(
+    session: aiohttp.ClientSession, url: str, body: bytes, out: dict[str, list[float]]
+) -> None:
+    t0 = time.perf_counter()
+    first = None
+    try:
+        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+            if r.status != 200:
+                out["errors"].append(1.0)
+                return
+            async for line in r.content:
+                if first is None and line.startswith(b"data: {") and b'"content":""' not in line:
+                    first = time.perf_counter() - t0
+    except aiohttp.ClientError:
+        out["errors"].append(1.0)
+        return
+    if first is not None:
+        out["ttft"].append(first)
+    out["e2e"].append(time.perf_counter() - t0)
+
+
+async def _load(
+    urls: list[str], rate: float, seconds: float, max_tokens: int, seed: int
+) -> dict[str, list[float]]:
+    rng = random.Random(seed)
+    systems = [random_text(rng, 600) for _ in range(6)]
+    out: dict[str, list[float]] = {"ttft": [], "e2e": [], "errors": []}
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        t = 0.0
+        i = 0
+        while True:
+            t += rng.expovariate(rate)
+            if t >= seconds:
+                break
+            delay = start + t - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = orjson.dumps(
+                {
+                    "model": "sim-llama-8b",
+                    "messages": [
+                        {"role": "system", "content": rng.choice(systems)},
+                        {"role": "user", "content": random_text(rng, 50)},
+                    ],
+                    "max_tokens": max_tokens,
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                }
+            )
+            url = urls[i % len(urls)] + "/v1/chat/completions"
+            tasks.append(asyncio.create_task(_one_stream(session, url, body, out)))
+            i += 1
+        await asyncio.gather(*tasks)
+    out["sent"] = [float(i)]
+    return out
+
+
+async def _stats(urls: list[str], reset: bool = False) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as s:
+        res = []
+        for u in urls:
+            async with s.get(u + "/sim/stats" + ("?reset=1" if reset else "")) as r:
+                res.append(await r.json())
+        return res
+
+
+async def run_real(
+    *,
+    pods: int = 3,
+    rate: float = 100.0,
+    seconds: float = 20.0,
+    max_tokens: int = 128,
+    sim_cpu: int | None = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    base = _free_ports(pods)
+    cmd = [sys.executable, "-m", "bench.vllmsim", "--pods", str(pods), "--port", str(base)]
+    pinned = sim_cpu is not None and shutil.which("taskset") is not None
+    if pinned:
+        cmd = ["taskset", "-c", str(sim_cpu), *cmd]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    urls = [f"http://127.0.0.1:{base + i}" for i in range(pods)]
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            for _ in range(pods):
+                await proc.stdout.readline()
+        before = await _stats(urls, reset=True)
+        load = await _load(urls, rate, seconds, max_tokens, seed)
+        after = await _stats(urls)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    sent = int(load["sent"][0])
+    cpu = after[0]["process_cpu_s"] - before[0]["process_cpu_s"]
+    tokens = sum(
+        a["generation_tokens"] - b["generation_tokens"] for a, b in zip(after, before, strict=True)
+    )
+    ttft = sorted(load["ttft"])
+    return {
+        "pods": pods,
+        "simulator_pinned_cpu": sim_cpu if pinned else None,
+        "load_generator_cpu": sorted(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "offered_rate_rps": rate,
+        "seconds": seconds,
+        "max_tokens": max_tokens,
+        "requests_sent": sent,
+        "requests_ok": len(load["e2e"]),
+        "errors": len(load["errors"]),
+        "generated_tokens": tokens,
+        "token_release_lateness_p50_ms": round(
+            1000 * max(a["lateness_s"]["p50"] for a in after), 3
+        ),
+        "token_release_lateness_p99_ms": round(
+            1000 * max(a["lateness_s"]["p99"] for a in after), 3
+        ),
+        "token_release_lateness_max_ms": round(
+            1000 * max(a["lateness_s"]["max"] for a in after), 3
+        ),
+        "sim_cpu_s": round(cpu, 3),
+        "sim_cpu_ms_per_request": round(1000 * cpu / max(1, sent), 3),
+        "sim_cpu_utilisation": round(cpu / seconds, 3),
+        "client_ttft_p50_ms": round(1000 * ttft[len(ttft) // 2], 1) if ttft else None,
+        "client_ttft_p99_ms": round(1000 * ttft[int(len(ttft) * 0.99)], 1) if ttft else None,
+        "client_e2e_mean_s": round(statistics.mean(load["e2e"]), 3) if load["e2e"] else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="strata bench sim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=["virtual", "real", "both"], default="both")
+    p.add_argument("--pods", type=int, default=8, help="virtual-time pods (default 8)")
+    p.add_argument("--rate", type=float, default=40.0, help="virtual-time requests/s")
+    p.add_argument("--sim-seconds", type=float, default=600.0)
+    p.add_argument("--real-pods", type=int, default=3)
+    p.add_argument("--real-rate", type=float, default=100.0)
+    p.add_argument("--real-seconds", type=float, default=20.0)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--sim-cpu", type=int, default=0, help="core for the simulator (-1: none)")
+    p.add_argument("--load-cpu", type=int, default=1, help="core for the load generator (-1: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json-out", help="also write the JSON here")
+    args = p.parse_args(argv)
+    sim_cpu = None if args.sim_cpu < 0 else args.sim_cpu
+    load_cpu = None if args.load_cpu < 0 else args.load_cpu
+    ncpu = os.cpu_count() or 1
+    if sim_cpu is not None and sim_cpu >= ncpu:
+        sim_cpu = None
+    if load_cpu is not None and load_cpu >= ncpu:
+        load_cpu = None
+    result: dict[str, Any] = {}
+    summary: list[str] = []
+    if args.mode in ("virtual", "both"):
+        _pin(sim_cpu)
+        v = run_virtual(
+            pods=args.pods, rate=args.rate, sim_seconds=args.sim_seconds, seed=args.seed
+        )
+        result["virtual"] = v
+        summary.append(
+            f"virtual: {v['pods']} pods x {v['simulated_s']:.0f} sim-s in {v['wall_s']:.1f} wall-s "
+            f"({v['speedup_vs_real_time']}x real time, {v['sim_requests_per_wall_s']} sim req/wall-s)"
+        )
+    if args.mode in ("real", "both"):
+        if ncpu > 1:
+            _pin(load_cpu)
+        r = asyncio.run(
+            run_real(
+                pods=args.real_pods,
+                rate=args.real_rate,
+                seconds=args.real_seconds,
+                max_tokens=args.max_tokens,
+                sim_cpu=sim_cpu,
+                seed=args.seed,
+            )
+        )
+        result["real"] = r
+        summary.append(
+            f"real: {r['pods']} pods @ {r['offered_rate_rps']:.0f} rps, token lateness p99 "
+            f"{r['token_release_lateness_p99_ms']} ms, {r['sim_cpu_ms_per_request']} ms CPU/request"
+        )
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    print(" | ".join(summary))
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
