@@ -161,6 +161,10 @@ class ResourceService:
     async def start(self) -> None:
         await self.resync()
         self.ready.set()
+        await self.start_watch_only()
+
+    async def start_watch_only(self) -> None:
+        """(Re)start following the store from the cache's revision."""
         self._watch_task = guarded_task(self._watch(), "resource-watch")
 
     async def _watch(self) -> None:

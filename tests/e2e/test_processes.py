@@ -46,8 +46,8 @@ def _wait(predicate: object, timeout_s: float = 20, what: str = "") -> None:
 
 
 class Stack:
-    def __init__(self, tmp: Path, etcd: str, key_root: str) -> None:
-        self.tmp, self.etcd, self.key_root = tmp, etcd, key_root
+    def __init__(self, tmp: Path, etcd: str, key_root: str, control_id: str = "ctl-e2e") -> None:
+        self.tmp, self.etcd, self.key_root, self.control_id = tmp, etcd, key_root, control_id
         self.rest, self.grpc = free_port(), free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.env = {
@@ -57,7 +57,7 @@ class Stack:
         }
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with open(self.tmp / f"{name}.log", "ab") as log:
+        with open(self.tmp / f"{self.control_id}-{name}.log", "ab") as log:
             p = subprocess.Popen(
                 [*STRATA, *args], cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
@@ -77,7 +77,7 @@ class Stack:
             "--key-root",
             self.key_root,
             "--node-id",
-            "ctl-e2e",
+            self.control_id,
         )
         _wait(lambda: _get(f"http://127.0.0.1:{self.rest}/readyz")[0] == 200, what="control ready")
 
@@ -229,3 +229,49 @@ apply: [{REPO}/deploy/local/config.yaml]
     assert up.returncode == 0, out
     assert "The local stack is up" in out and "route/local created" in out and "stopped." in out
     assert _get(f"http://127.0.0.1:{rest}/healthz")[0] == 0  # everything is down
+
+
+def test_control_killed_tier_moves_to_other_replica(
+    tmp_path: Path, etcd_endpoint: str, key_root: str
+) -> None:
+    a = Stack(tmp_path, etcd_endpoint, key_root, "ctl-e2e-a")
+    b = Stack(tmp_path, etcd_endpoint, key_root, "ctl-e2e-b")
+    b.env["STRATA_SERVER"] = f"http://127.0.0.1:{b.rest}"
+    t1 = free_port()
+    try:
+        a.start_control()
+        b.start_control()
+        a.start(
+            "tier1",
+            "tier1",
+            "--port",
+            str(t1),
+            "--control",
+            f"127.0.0.1:{a.grpc},127.0.0.1:{b.grpc}",
+            "--node-id",
+            "edge-k",
+        )
+        _wait(lambda: _get(f"http://127.0.0.1:{t1}/readyz")[0] == 200, what="tier1 ready")
+        a.procs["control"].kill()  # SIGKILL: no goodbye on the stream
+        a.procs.pop("control").wait()
+        doc = tmp_path / "b.yaml"
+        doc.write_text(
+            "kind: Backend\nname: after-kill\nspec: {schema: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+        )
+        assert b.cli("apply", "-f", str(doc)).returncode == 0
+
+        def moved() -> bool:
+            out = b.cli("status", "-o", "json")
+            if out.returncode != 0:
+                return False
+            nodes = jsonutil.loads(out.stdout)["nodes"]
+            return any(
+                n["node_id"] == "edge-k" and n["in_sync"] and n["control"] == "ctl-e2e-b"
+                for n in nodes
+            )
+
+        _wait(moved, timeout_s=30, what="tier1 re-registered through replica b, in sync")
+        assert _get(f"http://127.0.0.1:{t1}/readyz")[0] == 200  # served throughout
+    finally:
+        a.close()
+        b.close()
