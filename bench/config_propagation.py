@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=50)
     p.add_argument("--writes", type=int, default=200)
     p.add_argument(
-        "--interval-ms", type=float, default=20.0, help="pause between propagation writes"
+        "--interval-ms",
+        type=float,
+        default=100.0,
+        help="pause between propagation writes, so each write is measured on its own "
+        "(the throughput phase measures bursts)",
     )
     p.add_argument("--concurrency", type=int, default=8, help="writers in the throughput phase")
     p.add_argument("--seconds", type=float, default=5.0, help="length of the throughput phase")
