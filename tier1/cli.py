@@ -1,16 +1,88 @@
-"""`strata tier1`: the edge process (foundation stage: config sync, health, metrics)."""
+"""`strata tier1`: the OpenAI-compatible edge process."""
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any
 
-from common.configsync.node import add_node_arguments, run, serve_node, settings_from_args
+from common.configsync.agent import ConfigAgent
+from common.configsync.node import (
+    NodeSettings,
+    add_node_arguments,
+    run,
+    serve_node,
+    settings_from_args,
+)
+from tier1.app import build_app
 from tier1.runtime import build_runtime
+from tier1.settings import Tier1Settings
+
+
+def _serve(node: NodeSettings, settings: Tier1Settings) -> None:
+    def app_factory(agent: ConfigAgent[Any]) -> Any:
+        return build_app(agent, settings)
+
+    run(serve_node(node, build_runtime, app_factory))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="strata tier1", description="Run the tier1 edge process.")
     add_node_arguments(parser, default_port=8080)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("STRATA_WORKERS", "1")),
+        help="processes sharing the port with SO_REUSEPORT (default 1)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="413 beyond this (default 8 MiB)",
+    )
+    parser.add_argument(
+        "--log-bodies", action="store_true", help="log request bodies (debugging only)"
+    )
     args = parser.parse_args(argv)
-    run(serve_node(settings_from_args(args, "tier1"), build_runtime))
-    return 0
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    settings = Tier1Settings(max_body_bytes=args.max_body_bytes, log_bodies=args.log_bodies)
+    node = settings_from_args(args, "tier1")
+    if args.workers == 1:
+        _serve(node, settings)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for i in range(args.workers):
+        worker = NodeSettings(
+            node.tier,
+            node.host,
+            node.port,
+            node.control,
+            f"{node.node_id}-w{i}",
+            node.state_dir,
+            node.pool,
+            node.drain_s,
+        )
+        p = ctx.Process(target=_serve, args=(worker, settings), name=f"tier1-w{i}")
+        p.start()
+        procs.append(p)
+
+    def forward(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    return 0 if all(p.exitcode == 0 for p in procs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

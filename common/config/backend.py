@@ -112,6 +112,15 @@ class Timeouts(Frozen):
     byte has reached the client yet)."""
 
 
+class OutlierDetection(Frozen):
+    """Passive health: a backend that keeps failing is skipped for a while."""
+
+    consecutive_failures: int = Field(5, ge=1, le=1000)
+    """Failed attempts in a row (connect errors, timeouts, 5xx, 429) that start a cooldown."""
+    cooldown_s: float = Field(10.0, gt=0, le=3600)
+    """Seconds the backend is skipped; the first request after that is a probe."""
+
+
 class HeaderMutation(Frozen):
     set: dict[str, str] = Field(default_factory=dict)
     """Headers added to (or overwriting) every upstream request."""
@@ -147,6 +156,7 @@ class BackendSpec(Frozen):
     """Google Cloud project id (vertex)."""
     timeouts: Timeouts = Field(default_factory=Timeouts)
     headers: HeaderMutation = Field(default_factory=HeaderMutation)
+    outlier: OutlierDetection = Field(default_factory=OutlierDetection)
     price: Price | None = None
 
     model_config = Frozen.model_config | {"populate_by_name": True}

@@ -1,0 +1,74 @@
+"""Thin handlers: parse → authenticate → route → proxy. OpenAI-compatible endpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from common import jsonutil
+from common.configsync.http import AGENT
+from common.errors import BadRequest, Forbidden, NotFound, Unavailable
+from tier1.auth.keys import authenticate
+from tier1.http.middleware import REQUEST_ID
+from tier1.http.parse import parse
+from tier1.keys import PROXY
+from tier1.providers.base import Endpoint
+from tier1.proxy import Context
+from tier1.runtime import Tier1Runtime, model_allowed
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+def _runtime(request: web.Request) -> Tier1Runtime:
+    runtime: Tier1Runtime | None = request.app[AGENT].runtime
+    if runtime is None:
+        raise Unavailable("the gateway has no configuration yet; retry shortly")
+    return runtime
+
+
+def proxied(endpoint: Endpoint) -> Any:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        runtime = _runtime(request)
+        consumer = authenticate(runtime.consumers_by_key_hash, request.headers)
+        raw = await request.read()
+        parsed = parse(endpoint, raw, request.headers)
+        route = runtime.route_for(parsed.model, request.host, request.headers)
+        if route is None:
+            raise ModelNotFound(f"model {parsed.model!r} is not served here", param="model")
+        if not model_allowed(consumer, parsed.model):
+            raise Forbidden(f"this API key may not use model {parsed.model!r}", param="model")
+        ctx = Context(request[REQUEST_ID], consumer, route, parsed, started)
+        return await request.app[PROXY].handle(request, ctx)
+
+    return handler
+
+
+async def models(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    consumer = authenticate(runtime.consumers_by_key_hash, request.headers)
+    data = [
+        {"id": m, "object": "model", "created": 0, "owned_by": "strata"}
+        for m in runtime.listed_models(consumer)
+    ]
+    return web.Response(
+        body=jsonutil.dumps({"object": "list", "data": data}), content_type="application/json"
+    )
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise NotFound(f"unknown path {request.path}")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", proxied("chat"))
+    app.router.add_post("/v1/completions", proxied("completions"))
+    app.router.add_post("/v1/embeddings", proxied("embeddings"))
+    app.router.add_get("/v1/models", models)
+
+
+__all__ = ["BadRequest", "add_routes"]

@@ -1,0 +1,15 @@
+"""Process settings of tier1 (flags and environment), separate from pushed config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Tier1Settings:
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body accepted (413 beyond); agent contexts are large."""
+    log_bodies: bool = False
+    """Put request bodies in the access log (debugging only: prompts are private)."""
+    upstream_connections: int = 1000
+    """Open connections to all upstreams together."""
