@@ -18,7 +18,7 @@ STREAM = (
 
 def _run(chunks: list[bytes]) -> list[tuple[bytes, bytes]]:
     d = SSEDecoder()
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for c in chunks:
         out.extend((e.raw, e.data) for e in d.feed(c))
     out.extend((e.raw, e.data) for e in d.flush())

@@ -18,8 +18,11 @@ def _c(name: str, priority: int = 0, weight: float = 1.0) -> Candidate[str]:
 
 
 def _names(
-    cands: list[Candidate[str]], n: int, down: set[str] = frozenset(), seed: int = 1
-) -> list[str]:  # type: ignore[assignment]
+    cands: list[Candidate[str]],
+    n: int,
+    down: frozenset[str] | set[str] = frozenset(),
+    seed: int = 1,
+) -> list[str]:
     return [
         c.name
         for c in attempts(
