@@ -18,6 +18,7 @@ from common.configsync.node import (
     settings_from_args,
 )
 from tier1.app import build_app
+from tier1.auth.jwt import JwtSettings
 from tier1.runtime import build_runtime
 from tier1.settings import Tier1Settings
 
@@ -27,6 +28,32 @@ def _serve(node: NodeSettings, settings: Tier1Settings) -> None:
         return build_app(agent, settings)
 
     run(serve_node(node, build_runtime, app_factory))
+
+
+def _jwt(args: argparse.Namespace) -> JwtSettings | None:
+    if not (args.jwt_jwks_file or args.jwt_jwks_url or args.jwt_hs256_secret_file):
+        return None
+    secret = None
+    algorithms: tuple[str, ...] = ()
+    if args.jwt_jwks_file or args.jwt_jwks_url:
+        algorithms += ("RS256", "ES256")
+    if args.jwt_hs256_secret_file:
+        with open(args.jwt_hs256_secret_file) as f:
+            secret = f.read().strip()
+        if len(secret.encode()) < 32:
+            raise SystemExit(
+                "strata tier1: the HS256 secret must be at least 32 bytes (RFC 7518 §3.2)"
+            )
+        algorithms += ("HS256",)
+    return JwtSettings(
+        algorithms=algorithms,
+        issuer=args.jwt_issuer,
+        audience=args.jwt_audience,
+        consumer_claim=args.jwt_consumer_claim,
+        jwks_file=args.jwt_jwks_file,
+        jwks_url=args.jwt_jwks_url,
+        hs256_secret=secret,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +74,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-bodies", action="store_true", help="log request bodies (debugging only)"
     )
+    jwt = parser.add_argument_group("JWT authentication (optional; API keys keep working)")
+    jwt.add_argument(
+        "--jwt-jwks-file", help="JWKS file with the token signing keys (re-read on change)"
+    )
+    jwt.add_argument(
+        "--jwt-jwks-url", help="JWKS URL (cached; refreshed every 5 min and on unknown key ids)"
+    )
+    jwt.add_argument("--jwt-hs256-secret-file", help="file with the HS256 shared secret")
+    jwt.add_argument("--jwt-issuer", help="required `iss`")
+    jwt.add_argument("--jwt-audience", help="required `aud`")
+    jwt.add_argument(
+        "--jwt-consumer-claim", default="sub", help="claim naming the Consumer (default sub)"
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    settings = Tier1Settings(max_body_bytes=args.max_body_bytes, log_bodies=args.log_bodies)
+    settings = Tier1Settings(
+        max_body_bytes=args.max_body_bytes, log_bodies=args.log_bodies, jwt=_jwt(args)
+    )
     node = settings_from_args(args, "tier1")
     if args.workers == 1:
         _serve(node, settings)

@@ -24,6 +24,7 @@ from common import jsonutil
 from common.clock import Clock
 from common.config import BackendSchema, Consumer
 from common.errors import GatewayError
+from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
 from tier1.providers.base import ParsedRequest, StreamTranslator, Translator, Usage
 from tier1.quota import QuotaHook
@@ -140,7 +141,9 @@ class Proxy:
         health: BackendHealth | None = None,
         rng: random.Random | None = None,
         log_bodies: bool = False,
+        jwt: JwtVerifier | None = None,
     ) -> None:
+        self.jwt = jwt
         self._session = session
         self.metrics = metrics
         self.quota = quota

@@ -75,6 +75,7 @@ class Tier1Runtime:
     backends: Mapping[str, BackendRuntime]
     consumers_by_key_hash: Mapping[str, Consumer]
     routes: tuple[RouteRuntime, ...] = field(default=())
+    consumers_by_name: Mapping[str, Consumer] = field(default_factory=dict)
 
     def route_for(
         self, model: str, host: str | None = None, headers: Mapping[str, str] | None = None
@@ -194,4 +195,5 @@ def build_runtime(snapshot: Any) -> Tier1Runtime:
         backends=MappingProxyType(backends),
         consumers_by_key_hash=MappingProxyType(by_hash),
         routes=tuple(routes),
+        consumers_by_name=MappingProxyType({c.name: c for c in snapshot.consumers}),
     )

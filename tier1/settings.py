@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tier1.auth.jwt import JwtSettings
+
 
 @dataclass(frozen=True, slots=True)
 class Tier1Settings:
@@ -13,3 +15,5 @@ class Tier1Settings:
     """Put request bodies in the access log (debugging only: prompts are private)."""
     upstream_connections: int = 1000
     """Open connections to all upstreams together."""
+    jwt: JwtSettings | None = None
+    """When set, bearer tokens that are JWTs are verified and name the consumer."""

@@ -30,6 +30,7 @@ DISPATCH = {
 BENCHMARKS = {
     "config-propagation": "bench.config_propagation:main",
     "sim": "bench.vllmsim.benchmark:main",
+    "tier1": "bench.tier1_bench:main",
 }
 
 

@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from common import jsonutil
+from common.config import Consumer
 from common.configsync.http import AGENT
-from common.errors import BadRequest, Forbidden, NotFound, Unavailable
-from tier1.auth.keys import authenticate
+from common.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
+from tier1.auth.jwt import looks_like_jwt
+from tier1.auth.keys import authenticate, presented_key
 from tier1.http.middleware import REQUEST_ID
 from tier1.http.parse import parse
 from tier1.keys import PROXY
@@ -30,11 +32,24 @@ def _runtime(request: web.Request) -> Tier1Runtime:
     return runtime
 
 
+async def _consumer(request: web.Request, runtime: Tier1Runtime) -> Consumer:
+    verifier = request.app[PROXY].jwt
+    if verifier is not None:
+        token = presented_key(request.headers)
+        if token is not None and looks_like_jwt(token):
+            name = await verifier.consumer_name(token, request.app[PROXY].session)
+            consumer = runtime.consumers_by_name.get(name)
+            if consumer is None:
+                raise Unauthorized(f"the token names consumer {name!r}, which is not configured")
+            return consumer
+    return authenticate(runtime.consumers_by_key_hash, request.headers)
+
+
 def proxied(endpoint: Endpoint) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         runtime = _runtime(request)
-        consumer = authenticate(runtime.consumers_by_key_hash, request.headers)
+        consumer = await _consumer(request, runtime)
         raw = await request.read()
         parsed = parse(endpoint, raw, request.headers)
         route = runtime.route_for(parsed.model, request.host, request.headers)
@@ -50,7 +65,7 @@ def proxied(endpoint: Endpoint) -> Any:
 
 async def models(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    consumer = authenticate(runtime.consumers_by_key_hash, request.headers)
+    consumer = await _consumer(request, runtime)
     data = [
         {"id": m, "object": "model", "created": 0, "owned_by": "strata"}
         for m in runtime.listed_models(consumer)
