@@ -23,6 +23,7 @@ from aiohttp import web
 from common import jsonutil
 from common.clock import Clock
 from common.config import BackendSchema, Consumer
+from common.config.backend import AzureEntraAuth
 from common.errors import GatewayError
 from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
@@ -31,6 +32,7 @@ from tier1.quota import QuotaHook
 from tier1.routing.health import BackendHealth
 from tier1.routing.plan import attempts
 from tier1.runtime import BackendRuntime, RouteRuntime
+from tier1.upstream.credentials import EntraToken
 
 access_log = logging.getLogger("strata.access")
 log = logging.getLogger(__name__)
@@ -144,6 +146,7 @@ class Proxy:
         jwt: JwtVerifier | None = None,
     ) -> None:
         self.jwt = jwt
+        self._entra_tokens: dict[tuple[str, str, str, str], EntraToken] = {}
         self._session = session
         self.metrics = metrics
         self.quota = quota
@@ -338,6 +341,14 @@ class Proxy:
             )
         finally:
             resp.release()
+
+    def _entra(self, auth: AzureEntraAuth) -> EntraToken:
+        token = EntraToken(auth)
+        # kept across config swaps, so a reload does not fetch a new token
+        cached = self._entra_tokens.get(token.cache_key)
+        if cached is None or cached.auth.client_secret != auth.client_secret:
+            self._entra_tokens[token.cache_key] = cached = token
+        return cached
 
     async def _failed_status(
         self, resp: aiohttp.ClientResponse, backend: BackendRuntime

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from common.config import BackendSchema, Consumer, Pool, Route, Tier1Snapshot
-from common.config.backend import ApiKeyAuth, AzureApiKeyAuth, BackendSpec
+from common.config.backend import ApiKeyAuth, AzureApiKeyAuth, AzureEntraAuth, BackendSpec
 from common.errors import ConfigError
 from tier1.providers.base import Translator
 from tier1.providers.registry import translator_factory
@@ -44,6 +44,8 @@ class BackendRuntime:
     auth_headers: tuple[tuple[str, str], ...]
     provider: str
     pool: str | None = None
+    entra: AzureEntraAuth | None = None
+    """Set when the bearer token is fetched from Entra ID per request (cached)."""
 
     @property
     def schema(self) -> BackendSchema:
@@ -142,7 +144,7 @@ def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
         if spec.base_url is None:
             raise ConfigError(f"backend {b.name!r} needs a base_url for this tier1 build")
         bases = [spec.base_url]
-    if spec.auth.type not in ("api_key", "azure_api_key", "none"):
+    if spec.auth.type not in ("api_key", "azure_api_key", "azure_entra", "none"):
         raise ConfigError(
             f"backend {b.name!r}: auth {spec.auth.type!r} is not supported by this tier1 build yet"
         )

@@ -50,6 +50,8 @@ class AzureEntraAuth(Frozen):
     client_secret: Secret
     scope: str = "https://cognitiveservices.azure.com/.default"
     """OAuth scope; the default is Azure OpenAI's resource scope."""
+    authority: Url = "https://login.microsoftonline.com"
+    """Token issuer host; other clouds (e.g. Azure Government) use their own."""
 
 
 class AwsAuth(Frozen):
