@@ -31,7 +31,6 @@ def build_app(
 ) -> web.Application:
     settings = settings or Tier1Settings()
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
-    app["max_body_bytes"] = settings.max_body_bytes
     app[SETTINGS] = settings
     metrics = Tier1Metrics(agent.registry)
     health = BackendHealth()

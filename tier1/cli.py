@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # a worker that dies takes the pod down with it, so the orchestrator restarts it
+    # instead of probes passing on the survivors
+    multiprocessing.connection.wait([p.sentinel for p in procs])
+    forward(signal.SIGTERM, None)
     for p in procs:
         p.join()
     return 0 if all(p.exitcode == 0 for p in procs) else 1

@@ -7,7 +7,7 @@ Endpoints per pod, shaped like vLLM's OpenAI server:
 and ``GET /sim/stats`` (token-emission lateness and process CPU, for the benchmark).
 
 The engine is pure; :class:`~bench.vllmsim.runner.PodRunner` paces it in real time and
-the handlers here stream each token when its step ends.
+writes each streamed token when its step ends (:mod:`bench.vllmsim.stream`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bench.vllmsim.engine import Engine, Request, RequestSpec, RequestStatus
 from bench.vllmsim.faults import FaultInjector, FaultSpec
 from bench.vllmsim.metrics import PodMetrics
 from bench.vllmsim.runner import PodRunner
+from bench.vllmsim.stream import serve_stream, text_of
 
 __all__ = ["Pod", "SimConfig", "pod_rng"]
 
@@ -179,17 +180,11 @@ async def _serve_completion(request: web.Request, pod: Pod, *, chat: bool) -> we
         return _error(400, str(exc), "BadRequestError")
     try:
         if parsed.stream:
-            return await _stream(request, pod, parsed, req, pieces, fate.stall_s)
+            return await serve_stream(request, pod.runner, parsed, req, pieces, fate.stall_s)
         return await _unary(pod, parsed, req, pieces, fate.stall_s)
     finally:
         if req.status is not RequestStatus.FINISHED:
             pod.runner.abort(rid)
-
-
-def _text(req: Request, pieces: list[str] | None, start: int, end: int) -> str:
-    if pieces is not None:
-        return "".join(pieces[start:end])
-    return tokenizer.decode_pseudo(req.planned[start:end])
 
 
 async def _unary(
@@ -199,8 +194,7 @@ async def _unary(
     pieces: list[str] | None,
     stall_s: float,
 ) -> web.Response:
-    while req.status is not RequestStatus.FINISHED:
-        await pod.runner.wait(req)
+    await pod.runner.wait_finished(req)
     if stall_s:
         await asyncio.sleep(stall_s)
     body = protocol.full_response(
@@ -208,55 +202,11 @@ async def _unary(
         request_id=req.request_id,
         created=int(time.time()),
         model=parsed.model,
-        text=_text(req, pieces, 0, req.num_output),
+        text=text_of(req, pieces, 0, req.num_output),
         finish_reason=req.finish_reason,
         usage=protocol.usage_dict(req.num_prompt_tokens, req.num_output, req.num_cached_tokens),
     )
     return web.Response(body=body, content_type=_JSON)
-
-
-async def _stream(
-    request: web.Request,
-    pod: Pod,
-    parsed: protocol.CompletionRequest,
-    req: Request,
-    pieces: list[str] | None,
-    stall_s: float,
-) -> web.StreamResponse:
-    resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-    )
-    await resp.prepare(request)
-    fmt = protocol.StreamFormatter(
-        chat=parsed.chat, request_id=req.request_id, created=int(time.time()), model=parsed.model
-    )
-    if parsed.chat:
-        await resp.write(fmt.role_chunk())
-    sent = 0
-    stall_at = req.target_len // 2 if stall_s else -1
-    runner = pod.runner
-    while True:
-        n = req.num_output
-        if n > sent:
-            done = req.status is RequestStatus.FINISHED and n == req.num_output
-            if sent <= stall_at < n:
-                stall_at = -1
-                await asyncio.sleep(stall_s)
-            text = _text(req, pieces, sent, n)
-            await resp.write(fmt.token_chunk(text, req.finish_reason if done else None))
-            sent = n
-            if done:
-                break
-        elif req.status is RequestStatus.FINISHED:
-            break
-        else:
-            await runner.wait(req)
-    if parsed.include_usage:
-        usage = protocol.usage_dict(req.num_prompt_tokens, req.num_output, req.num_cached_tokens)
-        await resp.write(fmt.usage_chunk(usage))
-    await resp.write(fmt.done())
-    await resp.write_eof()
-    return resp
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -364,22 +314,24 @@ async def set_faults(request: web.Request) -> web.Response:
 
 
 async def sim_stats(request: web.Request) -> web.Response:
-    """Lateness of token release vs the engine schedule, and this process's CPU time."""
+    """Token-emission lateness vs the engine schedule, engine TTFT and this process's CPU.
+
+    ``?reset=1`` clears the lateness histogram after answering (the benchmark's warm-up).
+    """
     pod = request.app[POD_KEY]
-    late = sorted(pod.runner.lateness)
-
-    def q(p: float) -> float:
-        return late[min(len(late) - 1, int(p * len(late)))] if late else 0.0
-
+    emission = pod.runner.emission
+    ttft = pod.metrics.ttft
     body = {
         "steps": pod.engine.num_steps,
-        "lateness_s": {"p50": q(0.5), "p99": q(0.99), "max": late[-1] if late else 0.0},
+        "lateness_s": emission.as_dict(),
         "process_cpu_s": time.process_time(),
         "generation_tokens": pod.engine.generation_tokens,
         "requests_seen": pod.faults.requests_seen,
+        "engine_ttft_sum_s": ttft.sum,
+        "engine_ttft_count": ttft.count,
     }
     if request.query.get("reset") == "1":
-        pod.runner.lateness.clear()
+        emission.clear()
     return web.Response(body=orjson.dumps(body), content_type=_JSON)
 
 

@@ -36,6 +36,7 @@ class NodeSettings:
     state_dir: Path
     pool: str | None = None
     drain_s: float = 10.0
+    advertise: str = ""
 
     @property
     def state_file(self) -> Path:
@@ -100,7 +101,7 @@ async def serve_node(
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
     await site.start()
-    address = f"{settings.host}:{settings.port}"
+    address = f"{settings.advertise or settings.host}:{settings.port}"
     subscriber = ConfigSubscriber(
         settings.control,
         NodeIdentity(settings.node_id, settings.tier, address, settings.pool),

@@ -16,7 +16,7 @@ from tier1.proxy import AllAttemptsFailed, new_request_id
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "strata_request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 

@@ -14,7 +14,6 @@ from common import jsonutil
 from common.errors import Unauthorized
 from tier1.auth.jwt import JwtSettings, JwtVerifier, looks_like_jwt
 
-
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"
 
 

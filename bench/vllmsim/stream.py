@@ -1,0 +1,251 @@
+"""SSE streaming with a fast path: the step loop writes each token's chunk itself.
+
+A streaming handler prepares its :class:`aiohttp.web.StreamResponse` (headers sent,
+chunked transfer encoding on HTTP/1.1), then attaches a :class:`StreamSink` to the pod's
+runner and sleeps. When a step ends, the runner calls :meth:`StreamSink.emit` for each
+request that got a token; the sink formats the SSE chunk from pre-built byte fragments,
+frames it as an HTTP/1.1 chunk (``<hex length>\\r\\n<data>\\r\\n``, exactly what
+aiohttp's ``StreamWriter`` writes) and hands it to the transport, all synchronously, so
+no task wakes per token. The handler wakes once at the end to write the usage chunk,
+``[DONE]`` and the terminating chunk through aiohttp (which keeps keep-alive intact).
+
+The sink hands the stream back to its handler (the *slow path*, ordinary awaited
+``resp.write`` calls) when the step loop must not do the work itself:
+
+* backpressure: the transport's write buffer is above its high-water mark (where the
+  transport pauses writing); the handler writes what is pending and awaits the drain,
+  then returns to the fast path;
+* a stall fault reaches its token: the handler sleeps ``stall_s``, then writes the
+  tokens generated meanwhile in one chunk, as the slow path always did;
+* the client went away (transport closing or a write error): the handler returns and
+  the request is aborted in the engine.
+
+Tokens stay in order because exactly one side writes at a time: the sink writes only
+while ``fast`` is set, and the handler clears/sets ``fast`` only when it has written
+every token generated so far. Lateness (see :class:`~bench.vllmsim.runner.EmissionStats`)
+is recorded per token when its bytes reach the transport; tokens held back by a stall
+fault are counted as slow tokens but not as lateness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_writer import HttpVersion11
+
+from bench.vllmsim import protocol, tokenizer
+from bench.vllmsim.engine import Request, RequestStatus
+from bench.vllmsim.runner import EmissionStats, PodRunner
+
+__all__ = ["StreamSink", "serve_stream", "text_of"]
+
+_FINISHED = RequestStatus.FINISHED
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+def text_of(req: Request, pieces: list[str] | None, start: int, end: int) -> str:
+    """The text of output tokens ``start:end`` (echo pieces, or pseudo words)."""
+    if pieces is not None:
+        return "".join(pieces[start:end])
+    if end - start == 1:
+        return tokenizer.pseudo_piece(req.planned[start])
+    return tokenizer.decode_pseudo(req.planned[start:end])
+
+
+class StreamSink:
+    """One streaming request's writer on the step loop (see the module docstring)."""
+
+    __slots__ = (
+        "_fut",
+        "chunked",
+        "closed",
+        "fast",
+        "fmt",
+        "high_water",
+        "pending_target",
+        "pieces",
+        "sent",
+        "stall_at",
+        "stats",
+        "transport",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        writer: AbstractStreamWriter,
+        transport: asyncio.Transport,
+        chunked: bool,
+        fmt: protocol.StreamFormatter,
+        pieces: list[str] | None,
+        stall_at: int,
+        stats: EmissionStats,
+    ) -> None:
+        self.writer = writer
+        self.transport = transport
+        self.chunked = chunked
+        self.high_water = transport.get_write_buffer_limits()[1]
+        """Above this many buffered bytes the transport pauses writing (and so do we)."""
+        self.fmt = fmt
+        self.pieces = pieces
+        self.stall_at = stall_at
+        self.stats = stats
+        self.sent = 0
+        self.fast = True
+        self.closed = False
+        self.pending_target = -1.0
+        """``time.monotonic()`` due time of the oldest token the handler must write."""
+        self._fut: asyncio.Future[None] | None = None
+
+    # --- step loop side --------------------------------------------------------------
+
+    def emit(self, req: Request, target: float) -> None:
+        if not self.fast:
+            if self.pending_target < 0.0:
+                self.pending_target = target
+            self._wake()
+            return
+        sent = self.sent
+        n = req.num_output
+        if n <= sent:
+            return
+        transport = self.transport
+        if (
+            sent <= self.stall_at < n
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > self.high_water
+        ):
+            self._handover(target)
+            return
+        done = req.status is _FINISHED
+        chunk = self.fmt.token_chunk(
+            text_of(req, self.pieces, sent, n), req.finish_reason if done else None
+        )
+        data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
+        try:
+            transport.write(data)
+        except Exception:  # a dead connection must not stop the step loop
+            self.closed = True
+            self._handover(target)
+            return
+        self.writer.output_size += len(data)
+        self.sent = n
+        stats = self.stats
+        stats.add(time.monotonic() - target, n - sent)
+        stats.fast_tokens += n - sent
+        if done:
+            self.fast = False
+            self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self.fast = False
+        self._wake()
+
+    def _handover(self, target: float) -> None:
+        self.fast = False
+        self.pending_target = target
+        self.stats.handovers += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    # --- handler side ----------------------------------------------------------------
+
+    async def wait(self) -> None:
+        """Sleep until the step loop hands the stream back (or it ends)."""
+        if self.fast and not self.closed:
+            self._fut = fut = asyncio.get_running_loop().create_future()
+            try:
+                await fut
+            finally:
+                self._fut = None
+
+
+async def serve_stream(
+    request: web.Request,
+    runner: PodRunner,
+    parsed: protocol.CompletionRequest,
+    req: Request,
+    pieces: list[str] | None,
+    stall_s: float,
+) -> web.StreamResponse:
+    """Stream ``req`` as SSE; the caller aborts the engine request if it is unfinished."""
+    resp = web.StreamResponse(headers=_SSE_HEADERS)
+    if request.version >= HttpVersion11:
+        resp.enable_chunked_encoding()
+    writer = await resp.prepare(request)  # sends the headers now (no buffering)
+    transport = request.transport
+    if writer is None or transport is None or transport.is_closing():
+        return resp
+    fmt = protocol.StreamFormatter(
+        chat=parsed.chat, request_id=req.request_id, created=int(time.time()), model=parsed.model
+    )
+    if parsed.chat:
+        await resp.write(fmt.role_chunk())
+    stats = runner.emission
+    stall_at = req.target_len // 2 if stall_s else -1
+    sink = StreamSink(writer, transport, resp.chunked, fmt, pieces, stall_at, stats)
+    sink.fast = False  # the handler writes whatever was generated before the sink existed
+    runner.attach(req.request_id, sink)
+    try:
+        while True:
+            if sink.closed or transport.is_closing():
+                return resp  # client gone: aiohttp's write_eof fails quietly, caller aborts
+            n = req.num_output
+            if n > sink.sent:
+                await _write_pending(resp, sink, req, n, stall_s, stats)
+                continue  # more may have come while we awaited
+            if req.status is _FINISHED:
+                break
+            if transport.get_write_buffer_size() > sink.high_water:
+                await writer.drain()  # backpressure: wait for the client, then resume
+                if transport.get_write_buffer_size() > sink.high_water:
+                    await asyncio.sleep(0.005)  # not paused by the transport: poll gently
+                continue
+            sink.fast = True
+            sink.pending_target = -1.0
+            await sink.wait()
+    finally:
+        runner.detach(req.request_id)
+    tail = b""
+    if parsed.include_usage:
+        usage = protocol.usage_dict(req.num_prompt_tokens, req.num_output, req.num_cached_tokens)
+        tail = fmt.usage_chunk(usage)
+    await resp.write_eof(tail + fmt.done())
+    return resp
+
+
+async def _write_pending(
+    resp: web.StreamResponse,
+    sink: StreamSink,
+    req: Request,
+    n: int,
+    stall_s: float,
+    stats: EmissionStats,
+) -> None:
+    """Slow path: write tokens ``sink.sent:n`` through aiohttp (after a stall, if due)."""
+    stalled = False
+    if sink.sent <= sink.stall_at < n:
+        sink.stall_at = -1
+        stalled = True
+        await asyncio.sleep(stall_s)
+        n = req.num_output  # the engine kept generating while we stalled
+    sent = sink.sent
+    done = req.status is _FINISHED and n == req.num_output
+    chunk = sink.fmt.token_chunk(
+        text_of(req, sink.pieces, sent, n), req.finish_reason if done else None
+    )
+    target = sink.pending_target
+    sink.pending_target = -1.0  # tokens emitted while we write start a new pending run
+    await resp.write(chunk)
+    sink.sent = n
+    stats.slow_tokens += n - sent
+    if not stalled and target >= 0.0:
+        stats.add(time.monotonic() - target, n - sent)
