@@ -11,6 +11,7 @@ import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from bench.fakes import FakeUpstreams, Script, fake_upstreams
 from common import jsonutil
@@ -45,11 +46,11 @@ async def client(gw: Gateway) -> AsyncIterator[AsyncOpenAI]:
     await c.close()
 
 
-MSG = [{"role": "user", "content": "hello"}]
+MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
 
 async def test_chat_non_stream(client: AsyncOpenAI, fakes: FakeUpstreams) -> None:
-    r = await client.chat.completions.create(model="gpt-test", messages=MSG)  # type: ignore[arg-type]
+    r = await client.chat.completions.create(model="gpt-test", messages=MSG)
     assert r.choices[0].message.content and r.usage is not None and r.usage.total_tokens > 0
     seen = fakes["a"].last
     assert seen.path == "/v1/chat/completions" and seen.json["model"] == "gpt-test"
@@ -57,7 +58,7 @@ async def test_chat_non_stream(client: AsyncOpenAI, fakes: FakeUpstreams) -> Non
 
 
 async def test_chat_stream_hides_forced_usage(client: AsyncOpenAI, fakes: FakeUpstreams) -> None:
-    stream = await client.chat.completions.create(model="gpt-test", messages=MSG, stream=True)  # type: ignore[arg-type]
+    stream = await client.chat.completions.create(model="gpt-test", messages=MSG, stream=True)
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert all(c.usage is None for c in chunks)  # the client did not ask for usage
@@ -67,7 +68,7 @@ async def test_chat_stream_hides_forced_usage(client: AsyncOpenAI, fakes: FakeUp
 async def test_chat_stream_with_usage_when_asked(client: AsyncOpenAI) -> None:
     stream = await client.chat.completions.create(
         model="gpt-test", messages=MSG, stream=True, stream_options={"include_usage": True}
-    )  # type: ignore[arg-type]
+    )
     chunks = [c async for c in stream]
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens > 0
 
@@ -86,12 +87,12 @@ async def test_unknown_fields_pass_through_untouched(
 ) -> None:
     await client.chat.completions.create(
         model="gpt-test", messages=MSG, extra_body={"vendor_knob": {"x": [1, 2]}}
-    )  # type: ignore[arg-type]
+    )
     assert fakes["a"].last.json["vendor_knob"] == {"x": [1, 2]}
 
 
 async def test_glob_route(client: AsyncOpenAI, fakes: FakeUpstreams) -> None:
-    await client.chat.completions.create(model="gpt-glob-7", messages=MSG)  # type: ignore[arg-type]
+    await client.chat.completions.create(model="gpt-glob-7", messages=MSG)
     assert fakes["a"].last.json["model"] == "gpt-glob-7"
 
 
@@ -135,7 +136,7 @@ async def test_upstream_key_never_reaches_client(gw: Gateway, fakes: FakeUpstrea
 async def test_client_errors(gw: Gateway, kwargs: dict[str, Any], status: int, code: str) -> None:
     c = AsyncOpenAI(base_url=gw.base_url, api_key=kwargs.pop("api_key", KEY), max_retries=0)
     with pytest.raises(openai.APIStatusError) as e:
-        await c.chat.completions.create(model=kwargs.get("model", "gpt-test"), messages=MSG)  # type: ignore[arg-type]
+        await c.chat.completions.create(model=kwargs.get("model", "gpt-test"), messages=MSG)
     await c.close()
     assert e.value.status_code == status
     assert e.value.body["code"] == code  # type: ignore[index]
@@ -152,9 +153,9 @@ async def test_forbidden_model(fakes: FakeUpstreams) -> None:
     )
     c = AsyncOpenAI(base_url=g.base_url, api_key=KEY, max_retries=0)
     try:
-        await c.chat.completions.create(model="m1", messages=MSG)  # type: ignore[arg-type]
+        await c.chat.completions.create(model="m1", messages=MSG)
         with pytest.raises(openai.PermissionDeniedError):
-            await c.chat.completions.create(model="m2", messages=MSG)  # type: ignore[arg-type]
+            await c.chat.completions.create(model="m2", messages=MSG)
         assert [m.id for m in (await c.models.list()).data] == ["m1"]
     finally:
         await c.close()
@@ -216,7 +217,7 @@ async def test_unknown_path_is_404_in_openai_shape(gw: Gateway) -> None:
 async def test_request_id_accepted_and_returned(client: AsyncOpenAI, fakes: FakeUpstreams) -> None:
     raw = await client.chat.completions.with_raw_response.create(
         model="gpt-test", messages=MSG, extra_headers={"x-request-id": "trace-42"}
-    )  # type: ignore[arg-type]
+    )
     assert raw.headers["x-request-id"] == "trace-42"
     assert fakes["a"].last.header("x-request-id") == "trace-42"
 
@@ -225,7 +226,7 @@ async def test_header_scripting_passes_through(client: AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         await client.chat.completions.create(
             model="gpt-test",
-            messages=MSG,  # type: ignore[arg-type]
+            messages=MSG,
             extra_headers={"x-fake-status": "400"},
         )
     assert e.value.status_code == 400
@@ -235,7 +236,7 @@ async def test_metrics_and_access_log(
     client: AsyncOpenAI, gw: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="strata.access")
-    await client.chat.completions.create(model="gpt-test", messages=MSG)  # type: ignore[arg-type]
+    await client.chat.completions.create(model="gpt-test", messages=MSG)
     line = jsonutil.loads(caplog.records[-1].getMessage())
     assert line["status"] == 200 and line["route"] == "main" and line["backend"] == "a"
     assert line["tokens"]["input"] > 0 and "hello" not in caplog.text  # no prompt text in logs
