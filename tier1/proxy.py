@@ -24,7 +24,7 @@ from common import jsonutil
 from common.clock import Clock
 from common.config import BackendSchema, Consumer
 from common.config.backend import AzureEntraAuth
-from common.errors import GatewayError
+from common.errors import GatewayError, UpstreamError
 from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
 from tier1.providers.base import ParsedRequest, StreamTranslator, Translator, Usage
@@ -303,14 +303,18 @@ class Proxy:
             sock_read=t.stream_idle_s if parsed.stream else None,
         )
         ctx.backend = backend
+        headers = self._headers(ctx, backend, up.headers)
+        if backend.entra is not None:
+            try:
+                headers["authorization"] = "Bearer " + await self._entra(backend.entra).bearer(
+                    self.session
+                )
+            except UpstreamError:
+                return Failure("connect_error")
         sent = time.monotonic()
         try:
             resp = await self.session.request(
-                up.method,
-                up.url,
-                data=up.body,
-                headers=self._headers(ctx, backend, up.headers),
-                timeout=timeout,
+                up.method, up.url, data=up.body, headers=headers, timeout=timeout
             )
         except TimeoutError:
             ctx.upstream_wait_s += time.monotonic() - sent

@@ -155,6 +155,7 @@ def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
         auth_headers=_auth_headers(spec),
         provider=PROVIDER_NAMES[spec.schema_],
         pool=spec.pool,
+        entra=spec.auth if isinstance(spec.auth, AzureEntraAuth) else None,
     )
 
 
