@@ -132,7 +132,7 @@ def test_apply_status_and_restart_from_disk(stack: Stack) -> None:
     assert first.returncode == 0, first.stderr
     assert "route/local created" in first.stdout
     second = stack.cli("apply", "-f", example)
-    assert second.returncode == 0 and second.stdout.count("unchanged") == 5, second.stdout
+    assert second.returncode == 0 and second.stdout.count("unchanged") == 8, second.stdout
 
     def synced() -> bool:
         out = stack.cli("status", "-o", "json")
