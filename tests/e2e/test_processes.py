@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -275,3 +275,88 @@ def test_control_killed_tier_moves_to_other_replica(
     finally:
         a.close()
         b.close()
+
+
+def _post(
+    url: str, body: dict[str, object], headers: dict[str, str], timeout: float = 10
+) -> tuple[int, bytes]:
+    from urllib.request import Request
+
+    req = Request(
+        url,
+        data=jsonutil.dumps(body),
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except URLError as e:
+        return getattr(e, "code", 0), b""
+
+
+def test_tier1_workers_serve_and_drain_streams_on_sigterm(stack: Stack, tmp_path: Path) -> None:
+    stack.start_control()
+    fake_port, t1 = free_port(), free_port()
+    with open(tmp_path / "fake.log", "ab") as log:
+        fake = subprocess.Popen(
+            [sys.executable, "-m", "bench.fakes", "--name", "up", "--port", str(fake_port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    stack.procs["fake"] = fake
+    doc = tmp_path / "cfg.yaml"
+    doc.write_text(
+        f"kind: Backend\nname: up\nspec: {{schema: openai, base_url: 'http://127.0.0.1:{fake_port}/v1', "
+        "auth: {type: api_key, key: sk-up}}\n---\n"
+        "kind: Route\nname: r\nspec: {match: {models: [m]}, backends: [{name: up}]}\n---\n"
+        "kind: Consumer\nname: c\nspec: {}\n"
+    )
+    assert stack.cli("apply", "-f", str(doc)).returncode == 0, "apply"
+    key = jsonutil.loads(stack.cli("key", "create", "c", "-o", "json").stdout)["key"]
+    tier1 = stack.start(
+        "tier1",
+        "tier1",
+        "--port",
+        str(t1),
+        "--workers",
+        "2",
+        "--control",
+        f"127.0.0.1:{stack.grpc}",
+        "--node-id",
+        "edge-w",
+        "--drain-s",
+        "10",
+    )
+
+    def both_workers_in_sync() -> bool:
+        out = stack.cli("status", "-o", "json")
+        nodes = jsonutil.loads(out.stdout)["nodes"] if out.returncode == 0 else []
+        return {n["node_id"] for n in nodes if n["in_sync"]} >= {"edge-w-w0", "edge-w-w1"}
+
+    _wait(both_workers_in_sync, what="both workers configured")
+    url = f"http://127.0.0.1:{t1}/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert all(_post(url, body, auth)[0] == 200 for _ in range(20))
+
+    # a 2-second stream is in flight when tier1 is told to stop: it must finish
+    result: dict[str, object] = {}
+
+    def stream() -> None:
+        result["status"], result["body"] = _post(
+            url,
+            {**body, "stream": True},
+            {**auth, "x-fake-chunks": "20", "x-fake-chunk-delay-ms": "100"},
+            timeout=20,
+        )
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(0.5)
+    tier1.send_signal(signal.SIGTERM)
+    t.join(20)
+    assert result["status"] == 200 and b"data: [DONE]" in result["body"]  # type: ignore[operator]
+    assert tier1.wait(15) == 0
+    stack.procs.pop("tier1")
+    assert _post(url, body, auth, timeout=2)[0] == 0  # no longer accepting
