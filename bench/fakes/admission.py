@@ -75,7 +75,7 @@ class FakeConfig:
     """OpenAI: the models accepted and listed; ``None`` accepts any model."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Incoming:
     """A received request. ``headers`` must look names up case-insensitively."""
 

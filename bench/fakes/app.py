@@ -177,11 +177,11 @@ async def _serve(request: web.Request, kind: Kind) -> web.StreamResponse:
         request.match_info, body,
     )  # fmt: skip
     try:
-        try:
-            script = state.script_for(request.headers)
-        except ScriptError as exc:
-            raise Rejected(400, answers.fake_error("fake_script_invalid", str(exc))) from None
+        script = state.script_for(request.headers)
         call = admit(state.config, script, incoming)
+    except ScriptError as exc:
+        body = answers.fake_error("fake_script_invalid", str(exc))
+        return web.Response(status=400, body=body, content_type=_JSON)
     except Rejected as rejected:
         return web.Response(status=rejected.status, body=rejected.body, content_type=_JSON)
     state.in_flight += 1
@@ -209,26 +209,24 @@ async def _answer(
         return web.Response(status=499)  # nobody is listening any more
     if script.delay_ms:
         await asyncio.sleep(script.delay_ms / 1000)
-    headers = dict(script.headers)
     if script.body is not None:
         content_type = script.content_type or _JSON
         if content_type.startswith("text/event-stream"):
             events = answers.sse_events(script.body)
             return await _stream(
-                request, state, script, headers, content_type, events, stall=script.stall_after
+                request, state, script, content_type, events, stall=script.stall_after
             )
-        headers["Content-Type"] = content_type
-        return web.Response(status=script.status, body=script.body, headers=headers)
+        return _reply(script, script.body, content_type)
     if script.status >= 400:
-        body = answers.scripted_error_body(state.config.dialect, script.status)
-        return _json(script.status, body, headers)
+        return _reply(script, answers.scripted_error_body(state.config.dialect, script.status))
     if call.kind == "models":
-        return _json(script.status, state.models_body, headers)
+        return _reply(script, state.models_body)
     if call.kind == "model":
-        body = orjson.dumps(answers.model_object(call.model, f"fake-{state.config.name}"))
-        return _json(script.status, body, headers)
+        return _reply(
+            script, orjson.dumps(answers.model_object(call.model, f"fake-{state.config.name}"))
+        )
     if call.kind == "embeddings":
-        return _json(script.status, _embeddings(call), headers)
+        return _reply(script, _embeddings(call))
     tokens, finish = script.chunks, "stop"
     if call.max_tokens is not None and call.max_tokens < tokens:
         tokens, finish = call.max_tokens, "length"
@@ -240,20 +238,22 @@ async def _answer(
     id_ = f"{'chatcmpl' if chat else 'cmpl'}-fake{state.config.name}{state.next_id()}"
     created = int(time.time())
     if not call.stream:
-        body = answers.completion_body(gen, id_=id_, created=created, usage=usage)
-        return _json(script.status, body, headers)
+        return _reply(script, answers.completion_body(gen, id_=id_, created=created, usage=usage))
     events = answers.completion_events(
         gen, id_=id_, created=created, usage=usage if call.include_usage else None
     )
     stall = None
     if script.stall_after is not None:
         stall = answers.stall_index(gen, script.stall_after)
-    return await _stream(request, state, script, headers, _SSE, events, stall=stall)
+    return await _stream(request, state, script, _SSE, events, stall=stall)
 
 
-def _json(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
-    headers["Content-Type"] = _JSON
-    return web.Response(status=status, body=body, headers=headers)
+def _reply(script: Script, body: bytes, content_type: str = _JSON) -> web.Response:
+    response = web.Response(status=script.status, body=body, content_type=None)
+    response.headers["Content-Type"] = content_type
+    if script.headers:
+        response.headers.update(script.headers)  # scripted headers win
+    return response
 
 
 def _embeddings(call: Call) -> bytes:
@@ -272,16 +272,17 @@ async def _stream(
     request: web.Request,
     state: FakeState,
     script: Script,
-    headers: dict[str, str],
     content_type: str,
     events: Sequence[bytes],
     *,
     stall: int | None,
 ) -> web.StreamResponse:
     """Send ``events``; with ``stall``, stop after that many and keep the connection open."""
-    response = web.StreamResponse(status=script.status, headers=headers)
+    response = web.StreamResponse(status=script.status)
     response.headers["Content-Type"] = content_type
     response.headers["Cache-Control"] = "no-cache"
+    if script.headers:
+        response.headers.update(script.headers)  # scripted headers win
     delay = script.chunk_delay_ms / 1000
     try:
         await response.prepare(request)

@@ -46,6 +46,8 @@ class Target:
     model: str
     cpu: Callable[[], float] | None = None
     upstream_cpu: Callable[[], float] | None = None
+    ours_cpu: Callable[[], tuple[float, float]] | None = None
+    """CPU seconds of all our processes on (CPU 0, CPU 1), the driver excluded."""
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Window:
     sut_cpu: float
     upstream_cpu: float
     self_cpu: float
+    ours: tuple[float, float]
     cores: dict[int, tuple[int, int]]
 
 
@@ -92,6 +95,7 @@ def _snap(c: _Counts, target: Target) -> Window:
         target.cpu() if target.cpu else math.nan,
         target.upstream_cpu() if target.upstream_cpu else math.nan,
         time.process_time(),
+        target.ours_cpu() if target.ours_cpu else (math.nan, math.nan),
         _cores(),
     )
 
@@ -119,6 +123,8 @@ def _rates(a: Window, b: Window) -> dict[str, float]:
     cpu1 = _core_busy(a, b, 1)
     upstream = (b.upstream_cpu - a.upstream_cpu) / wall
     loadgen = (b.self_cpu - a.self_cpu) / wall
+    ours0 = (b.ours[0] - a.ours[0]) / wall
+    ours1 = (b.ours[1] - a.ours[1]) / wall + loadgen
     return {
         "seconds": wall,
         "completed": ok,
@@ -133,9 +139,16 @@ def _rates(a: Window, b: Window) -> dict[str, float]:
         "loadgen_busy": loadgen,
         "cpu0_busy": cpu0,
         "cpu1_busy": cpu1,
-        "cpu0_others": _others(cpu0, sut / wall),
-        "cpu1_others": _others(cpu1, (0.0 if math.isnan(upstream) else upstream) + loadgen),
+        "cpu0_others": _others(cpu0, ours0),
+        "cpu1_others": _others(cpu1, ours1),
     }
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for t in tasks:
+        if not t.done():
+            t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _session(limit: int) -> aiohttp.ClientSession:
@@ -154,11 +167,16 @@ async def closed_loop(
     warmup_s: float,
     seconds: float,
     drain_s: float = 30.0,
+    events_per_stream: int = 0,
 ) -> dict[str, Any]:
     """``concurrency`` workers, each sending its next request when the last one ends.
 
     Completed requests (and, streaming, SSE events received) are counted over the
     ``seconds`` after ``warmup_s``; the target's CPU over the same window.
+
+    Streaming with ``events_per_stream`` (from a check request): streams/s and CPU per
+    stream come from the events received, so streams still open when the window ends
+    count for their part (a slow target may finish no stream within the window).
     """
     body = request_body(target.model, stream=stream)
     headers = {**target.headers, "Content-Type": "application/json"}
@@ -188,15 +206,15 @@ async def closed_loop(
                     await asyncio.sleep(0.01)
 
         tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        await asyncio.sleep(warmup_s)
-        a = _snap(c, target)
-        await asyncio.sleep(seconds)
-        b = _snap(c, target)
-        stop = True
-        _, pending = await asyncio.wait(tasks, timeout=drain_s)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await asyncio.sleep(warmup_s)
+            a = _snap(c, target)
+            await asyncio.sleep(seconds)
+            b = _snap(c, target)
+            stop = True
+            _, pending = await asyncio.wait(tasks, timeout=drain_s)
+        finally:
+            await _cancel(tasks)  # also on Ctrl-C: no task may outlive the session
     out: dict[str, Any] = dict(_rates(a, b))
     out["concurrency"] = concurrency
     out["undrained"] = len(pending)
@@ -204,6 +222,10 @@ async def closed_loop(
         out["events_per_stream"] = (
             out["events"] / out["completed"] if out["completed"] else math.nan
         )
+        out["completed_per_s"] = out["per_s"]
+        if events_per_stream > 0 and out["events"]:
+            out["per_s"] = out["events_per_s"] / events_per_stream
+            out["sut_cpu_us_per"] = out["sut_cpu_s"] / out["events"] * events_per_stream * 1e6
     out["first_error"] = c.first_error
     return out
 
@@ -253,30 +275,30 @@ async def open_loop(
             else:
                 res.counts.error(f"HTTP {status}")
 
-        t0 = time.perf_counter() + 0.02
-        a: Window | None = None
-        for i in range(n_total):
-            due = t0 + i * interval
-            if i == n_warm:
-                a = _snap(res.counts, target)
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if i >= n_warm:
-                res.lags.append(time.perf_counter() - due)
-            task = asyncio.create_task(one(due, i >= n_warm))
-            inflight.add(task)
-            task.add_done_callback(inflight.discard)
-        # the window ends when the last scheduled request is due + one interval
-        await asyncio.sleep(max(0.0, t0 + n_total * interval - time.perf_counter()))
-        b = _snap(res.counts, target)
-        if inflight:
-            _, pending = await asyncio.wait(set(inflight), timeout=drain_s)
-        else:
-            pending = set()
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            t0 = time.perf_counter() + 0.02
+            a: Window | None = None
+            for i in range(n_total):
+                due = t0 + i * interval
+                if i == n_warm:
+                    a = _snap(res.counts, target)
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if i >= n_warm:
+                    res.lags.append(time.perf_counter() - due)
+                task = asyncio.create_task(one(due, i >= n_warm))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            # the window ends when the last scheduled request is due + one interval
+            await asyncio.sleep(max(0.0, t0 + n_total * interval - time.perf_counter()))
+            b = _snap(res.counts, target)
+            if inflight:
+                _, pending = await asyncio.wait(set(inflight), timeout=drain_s)
+            else:
+                pending = set()
+        finally:
+            await _cancel(list(inflight))
     assert a is not None
     window = _rates(a, b)
     sent = n_total - n_warm

@@ -41,10 +41,12 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
-def _preexec(cpu: int | None) -> Callable[[], None]:
+def _preexec(cpu: int | None, nice: int) -> Callable[[], None]:
     def run() -> None:
         if cpu is not None and can_pin():
             os.sched_setaffinity(0, {cpu})
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
         try:
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -139,8 +141,9 @@ def descendants(root: int) -> list[int]:
 class Children:
     """The benchmark's child processes, stopped in reverse start order."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, nice: int = 0) -> None:
         self.logdir = logdir
+        self.nice = nice
         self.items: list[Child] = []
 
     def start(
@@ -164,7 +167,7 @@ class Children:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_preexec(cpu),
+                preexec_fn=_preexec(cpu, self.nice),
             )
         child = Child(name, proc, log, cpu)
         self.items.append(child)

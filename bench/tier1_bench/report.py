@@ -250,7 +250,8 @@ def markdown(record: dict[str, Any]) -> str:
         else:
             lat = f"{fmt(op['added_p50_ms'], 2, True)} / {fmt(op['added_p99_ms'], 2, True)}"
             if op["rates"] and rate not in op["rates"]:
-                lat += f" @{op['rates'][0]:g} rps ({rate:g} overloaded)"
+                at = "/".join(f"{r:g}" for r in op["rates"])
+                lat += f" @{at} rps (cannot sustain {rate:g})"
             elif rate in op.get("overloaded_at", []):
                 lat += " (overloaded)"
         busy = ns["sut_busy"]
@@ -281,8 +282,10 @@ def markdown(record: dict[str, Any]) -> str:
         "",
         "Columns: *core busy* is the target's CPU time over wall time in the non-stream "
         "closed loop (below ~95 % the target was not the bottleneck; see notes). *chunks/s* "
-        "counts SSE `data:` events received (role, content, finish and [DONE]). RSS is "
-        "after start-up → after all runs (process tree).",
+        "counts SSE `data:` events received (role, content, finish and [DONE]); *streams/s* "
+        "and *CPU µs/stream* are derived from events (chunks/s ÷ events per stream), so "
+        "streams still open at the end of a window count for their part. RSS is after "
+        "start-up → after all runs (process tree; the fake's for *direct*).",
         "",
     ]
     return "\n".join(lines)

@@ -256,7 +256,6 @@ class PodRunner:
             self._begin()
 
     def _publish(self, result: StepResult, target: float) -> None:
-        self.metrics.record_step(result, time.time())
         sinks = self._sinks
         if sinks:
             get = sinks.get
@@ -270,3 +269,4 @@ class PodRunner:
                 fut = done.pop(req.request_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+        self.metrics.record_step(result, time.time())  # after the tokens: off their path

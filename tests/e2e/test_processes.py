@@ -278,7 +278,7 @@ def test_control_killed_tier_moves_to_other_replica(
 
 
 def _post(
-    url: str, body: dict[str, object], headers: dict[str, str], timeout: float = 10
+    url: str, body: Mapping[str, object], headers: dict[str, str], timeout: float = 10
 ) -> tuple[int, bytes]:
     from urllib.request import Request
 

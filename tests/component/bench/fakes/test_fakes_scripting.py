@@ -80,6 +80,16 @@ async def test_extra_headers_on_a_success(
     assert status == 200 and resp_headers["openai-processing-ms"] == "12"
 
 
+async def test_scripted_headers_win_over_the_fakes_own(
+    http: aiohttp.ClientSession, fakes: FakeUpstreams
+) -> None:
+    headers = script_headers(headers={"content-type": "text/plain", "x-request-id": "mine"})
+    _, resp_headers, body = await chat(http, fakes["a"].url, headers)
+    assert resp_headers.getall("content-type") == ["text/plain"]
+    assert resp_headers.getall("x-request-id") == ["mine"]
+    assert orjson.loads(body)["object"] == "chat.completion"
+
+
 async def test_per_instance_keys_win(http: aiohttp.ClientSession, fakes: FakeUpstreams) -> None:
     headers = {
         **script_headers(status=503),
