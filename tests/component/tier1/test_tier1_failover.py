@@ -370,3 +370,18 @@ async def test_azure_entra_token() -> None:
             await c.close()
             await g.close()
             await runner.cleanup()
+
+
+async def test_saturated_pool_alone_is_503_with_retry_after(fakes: Any) -> None:
+    fakes["p"].defaults = Script(status=503, headers={"x-strata-overflow": "1", "retry-after": "3"})
+    docs = [d for d in _pool_docs(fakes) if d["name"] != "b" and d["kind"] != "Route"]
+    docs.append(route("r", ["llama"], ["pool"]))
+    g, c = await _gateway(docs)
+    try:
+        with pytest.raises(openai.APIStatusError) as e:
+            await c.chat.completions.create(model="llama", messages=MSG)
+        assert e.value.status_code == 503 and e.value.response.headers["retry-after"] == "3"
+        assert e.value.body["code"] == "pool_saturated"  # type: ignore[index]
+    finally:
+        await c.close()
+        await g.close()
