@@ -156,6 +156,9 @@ class BackendSpec(Frozen):
     """AWS region (bedrock) or Google location (vertex), e.g. us-east-1, us-central1."""
     project: str | None = None
     """Google Cloud project id (vertex)."""
+    default_max_tokens: int = Field(4096, ge=1)
+    """max_tokens sent when the client sets none and the provider requires one
+    (Anthropic's Messages API does)."""
     timeouts: Timeouts = Field(default_factory=Timeouts)
     headers: HeaderMutation = Field(default_factory=HeaderMutation)
     outlier: OutlierDetection = Field(default_factory=OutlierDetection)
