@@ -23,7 +23,6 @@ from aiohttp import web
 from common import jsonutil
 from common.clock import Clock
 from common.config import BackendSchema, Consumer
-from common.config.backend import AzureEntraAuth
 from common.errors import GatewayError, UpstreamError
 from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
@@ -31,8 +30,8 @@ from tier1.providers.base import ParsedRequest, StreamTranslator, Translator, Us
 from tier1.quota import QuotaHook
 from tier1.routing.health import BackendHealth
 from tier1.routing.plan import attempts
-from tier1.runtime import BackendRuntime, RouteRuntime
-from tier1.upstream.credentials import EntraToken
+from tier1.runtime import BackendRuntime, RouteRuntime, SigningSpec
+from tier1.upstream.signing import Signer, make_signer
 
 access_log = logging.getLogger("strata.access")
 log = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ class Proxy:
         jwt: JwtVerifier | None = None,
     ) -> None:
         self.jwt = jwt
-        self._entra_tokens: dict[tuple[str, str, str, str], EntraToken] = {}
+        self._signers: dict[str, Signer] = {}
         self._session = session
         self.metrics = metrics
         self.quota = quota
@@ -304,10 +303,10 @@ class Proxy:
         )
         ctx.backend = backend
         headers = self._headers(ctx, backend, up.headers)
-        if backend.entra is not None:
+        if backend.signing is not None:
             try:
-                headers["authorization"] = "Bearer " + await self._entra(backend.entra).bearer(
-                    self.session
+                await self._signer(backend.signing).sign(
+                    up.method, up.url, headers, up.body, self.session
                 )
             except UpstreamError:
                 return Failure("connect_error")
@@ -346,13 +345,13 @@ class Proxy:
         finally:
             resp.release()
 
-    def _entra(self, auth: AzureEntraAuth) -> EntraToken:
-        token = EntraToken(auth)
-        # kept across config swaps, so a reload does not fetch a new token
-        cached = self._entra_tokens.get(token.cache_key)
-        if cached is None or cached.auth.client_secret != auth.client_secret:
-            self._entra_tokens[token.cache_key] = cached = token
-        return cached
+    def _signer(self, spec: SigningSpec) -> Signer:
+        # kept across config swaps, so a reload does not drop cached tokens
+        key = spec.cache_key
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = self._signers[key] = make_signer(spec)
+        return signer
 
     async def _failed_status(
         self, resp: aiohttp.ClientResponse, backend: BackendRuntime

@@ -9,17 +9,27 @@ raises ConfigError and is NACKed; the node keeps its last good runtime.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from common.config import BackendSchema, Consumer, Pool, Route, Tier1Snapshot
-from common.config.backend import ApiKeyAuth, AzureApiKeyAuth, AzureEntraAuth, BackendSpec
+from common import jsonutil
+from common.config import REVEAL, BackendSchema, Consumer, Pool, Route, Tier1Snapshot
+from common.config.backend import (
+    ApiKeyAuth,
+    AwsAuth,
+    AzureApiKeyAuth,
+    AzureEntraAuth,
+    BackendSpec,
+    GcpAuth,
+)
 from common.errors import ConfigError
 from tier1.providers.base import Translator
 from tier1.providers.registry import translator_factory
 from tier1.routing.plan import Candidate
+from tier1.upstream.signing import region_from_url
 
 # gen_ai.provider.name values from the OpenTelemetry GenAI conventions
 PROVIDER_NAMES: Mapping[BackendSchema, str] = {
@@ -44,8 +54,8 @@ class BackendRuntime:
     auth_headers: tuple[tuple[str, str], ...]
     provider: str
     pool: str | None = None
-    entra: AzureEntraAuth | None = None
-    """Set when the bearer token is fetched from Entra ID per request (cached)."""
+    signing: SigningSpec | None = None
+    """Set when requests are signed or carry a fetched token (AWS, Google, Entra)."""
 
     @property
     def schema(self) -> BackendSchema:
@@ -130,6 +140,37 @@ def _auth_headers(spec: BackendSpec) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+@dataclass(frozen=True, slots=True)
+class SigningSpec:
+    kind: str
+    """aws | gcp | entra"""
+    auth: AwsAuth | GcpAuth | AzureEntraAuth
+    region: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        # includes the secrets (hashed), so a rotated key gets a new signer
+        dumped = self.auth.model_dump(mode="json", context=REVEAL)
+        material = jsonutil.dumps(
+            {"kind": self.kind, "auth": dumped, "region": self.region}, sort_keys=True
+        )
+        return hashlib.sha256(material).hexdigest()
+
+
+def _signing(name: str, spec: BackendSpec, base_url: str) -> SigningSpec | None:
+    auth = spec.auth
+    if isinstance(auth, AwsAuth):
+        region = auth.region or spec.region or region_from_url(base_url)
+        if not region:
+            raise ConfigError(f"backend {name!r}: set a region for SigV4 signing")
+        return SigningSpec("aws", auth, region)
+    if isinstance(auth, GcpAuth):
+        return SigningSpec("gcp", auth)
+    if isinstance(auth, AzureEntraAuth):
+        return SigningSpec("entra", auth)
+    return None
+
+
 def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
     spec: BackendSpec = b.spec
     factory = translator_factory("openai", spec.schema_)
@@ -155,7 +196,7 @@ def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
         auth_headers=_auth_headers(spec),
         provider=PROVIDER_NAMES[spec.schema_],
         pool=spec.pool,
-        entra=spec.auth if isinstance(spec.auth, AzureEntraAuth) else None,
+        signing=_signing(b.name, spec, bases[0]),
     )
 
 
