@@ -43,7 +43,12 @@ DROPPED_HEADERS = frozenset(
     }
 )
 
-REQUIRED = {"chat": "messages", "completions": "prompt", "embeddings": "input"}
+REQUIRED = {
+    "chat": "messages",
+    "completions": "prompt",
+    "embeddings": "input",
+    "messages": "messages",
+}
 
 
 def forwardable(headers: Mapping[str, str]) -> dict[str, str]:
@@ -100,6 +105,16 @@ def parse(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ParsedR
                 param="stream_options.include_usage",
             )
         include_usage = iu
+    if endpoint == "messages":
+        # Anthropic's Messages API: max_tokens is required and usage always comes back
+        max_tokens = _positive_int(body, "max_tokens")
+        if max_tokens is None:
+            raise BadRequest("`max_tokens` is required", param="max_tokens")
+        if not isinstance(value, list) or not value:
+            raise BadRequest("`messages` must be a non-empty array", param="messages")
+        return ParsedRequest(
+            endpoint, raw, body, model, stream, True, max_tokens, forwardable(headers)
+        )
     max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
     return ParsedRequest(
         endpoint, raw, body, model, stream, include_usage, max_tokens, forwardable(headers)

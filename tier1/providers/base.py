@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Endpoint = Literal["chat", "completions", "embeddings"]
+Endpoint = Literal["chat", "completions", "embeddings", "messages"]
+"""`messages` is Anthropic's Messages API (the Anthropic ingress); the rest are OpenAI's."""
+Ingress = Literal["openai", "anthropic"]
 
 
 @dataclass(frozen=True, slots=True)
