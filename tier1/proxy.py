@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from common import jsonutil
 from common.clock import Clock
@@ -26,7 +27,13 @@ from common.config import BackendSchema, Consumer
 from common.errors import GatewayError, UpstreamError
 from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
-from tier1.providers.base import ParsedRequest, StreamTranslator, Translator, Usage
+from tier1.providers.base import (
+    ErrorWithHeaders,
+    ParsedRequest,
+    StreamTranslator,
+    Translator,
+    Usage,
+)
 from tier1.quota import QuotaHook
 from tier1.routing.health import BackendHealth
 from tier1.routing.plan import attempts
@@ -85,6 +92,7 @@ class Failure:
     status: int = 0
     retry_after_s: float | None = None
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -112,6 +120,12 @@ def _retry_after(value: str | None, now_wall: float) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - now_wall) if parsed else None
+
+
+def _translate_error(translator: Translator, status: int, failure: Failure) -> tuple[int, bytes]:
+    if isinstance(translator, ErrorWithHeaders):
+        return translator.error_with_headers(status, failure.body, failure.headers)
+    return translator.error(status, failure.body)
 
 
 def _classify(status: int, overflow: bool) -> str:
@@ -225,7 +239,7 @@ class Proxy:
             )
         if last.outcome == "429":
             translator = ctx.backend.translators[0] if ctx.backend else None
-            body = translator.error(429, last.body)[1] if translator and last.body else None
+            body = _translate_error(translator, 429, last)[1] if translator and last.body else None
             return AllAttemptsFailed(
                 429,
                 "rate_limit_exceeded",
@@ -247,7 +261,7 @@ class Proxy:
                 502, "upstream_unreachable", "could not connect to the upstream"
             )
         if last.status and last.status < 500 and ctx.backend is not None:
-            status, body = ctx.backend.translators[0].error(last.status, last.body)
+            status, body = _translate_error(ctx.backend.translators[0], last.status, last)
             return AllAttemptsFailed(
                 status, "upstream_error", "the upstream rejected the request", body=body
             )
@@ -312,8 +326,10 @@ class Proxy:
                 return Failure("connect_error")
         sent = time.monotonic()
         try:
+            # translators build encoded URLs (Bedrock model ids carry %3A, and SigV4 signs
+            # that form): stop aiohttp from normalising them
             resp = await self.session.request(
-                up.method, up.url, data=up.body, headers=headers, timeout=timeout
+                up.method, URL(up.url, encoded=True), data=up.body, headers=headers, timeout=timeout
             )
         except TimeoutError:
             ctx.upstream_wait_s += time.monotonic() - sent
@@ -370,6 +386,7 @@ class Proxy:
             resp.status,
             _retry_after(resp.headers.get("retry-after"), self.clock.wall()),
             body,
+            {k.lower(): v for k, v in resp.headers.items()},
         )
 
     def _succeeded(

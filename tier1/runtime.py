@@ -27,9 +27,10 @@ from common.config.backend import (
 )
 from common.errors import ConfigError
 from tier1.providers.base import Translator
+from tier1.providers.openai_gemini import GEMINI_BASE_URL, vertex_base_url
 from tier1.providers.registry import translator_factory
 from tier1.routing.plan import Candidate
-from tier1.upstream.signing import region_from_url
+from tier1.upstream.regions import region_from_url
 
 # gen_ai.provider.name values from the OpenTelemetry GenAI conventions
 PROVIDER_NAMES: Mapping[BackendSchema, str] = {
@@ -140,6 +141,18 @@ def _auth_headers(spec: BackendSpec) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def default_base_url(spec: BackendSpec) -> str | None:
+    """The provider's own host when the backend names none."""
+    s = spec.schema_
+    if s in (BackendSchema.BEDROCK, BackendSchema.BEDROCK_ANTHROPIC) and spec.region:
+        return f"https://bedrock-runtime.{spec.region}.amazonaws.com"
+    if s is BackendSchema.GEMINI:
+        return GEMINI_BASE_URL
+    if s in (BackendSchema.VERTEX, BackendSchema.VERTEX_ANTHROPIC) and spec.region:
+        return vertex_base_url(spec.region)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SigningSpec:
     kind: str
@@ -182,10 +195,11 @@ def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
             )
         bases = [f"http://{addr}/v1" for addr in pool.spec.tier2]
     else:
-        if spec.base_url is None:
-            raise ConfigError(f"backend {b.name!r} needs a base_url for this tier1 build")
-        bases = [spec.base_url]
-    if spec.auth.type not in ("api_key", "azure_api_key", "azure_entra", "none"):
+        base = spec.base_url or default_base_url(spec)
+        if base is None:
+            raise ConfigError(f"backend {b.name!r} needs a base_url")
+        bases = [base]
+    if spec.auth.type not in ("api_key", "azure_api_key", "azure_entra", "aws", "gcp", "none"):
         raise ConfigError(
             f"backend {b.name!r}: auth {spec.auth.type!r} is not supported by this tier1 build yet"
         )

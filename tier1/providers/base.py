@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Endpoint = Literal["chat", "completions", "embeddings", "messages"]
 """`messages` is Anthropic's Messages API (the Anthropic ingress); the rest are OpenAI's."""
@@ -74,6 +74,15 @@ class StreamTranslator(Protocol):
 
     @property
     def model(self) -> str | None: ...
+
+
+@runtime_checkable
+class ErrorWithHeaders(Protocol):
+    """Optional: providers whose error kind is in a header (Bedrock's x-amzn-errortype)."""
+
+    def error_with_headers(
+        self, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]: ...
 
 
 class Translator(Protocol):

@@ -13,6 +13,8 @@ from common.config import BackendSchema, BackendSpec
 from common.errors import ConfigError
 from tier1.providers.base import Translator
 from tier1.providers.openai_azure import AzureOpenAI
+from tier1.providers.openai_bedrock import ChatToConverse
+from tier1.providers.openai_gemini import ChatToGemini, ChatToVertex
 from tier1.providers.openai_openai import OpenAIPassthrough
 
 Ingress = Literal["openai"]
@@ -28,6 +30,18 @@ def _azure(spec: BackendSpec, base_url: str) -> Translator:
     return AzureOpenAI(base_url, api_version=spec.api_version or "2024-10-21")
 
 
+def _bedrock(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToConverse(base_url, spec.default_max_tokens)
+
+
+def _gemini(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToGemini(base_url)
+
+
+def _vertex(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToVertex(base_url, spec.project or "", spec.region or "")
+
+
 def _pool(spec: BackendSpec, base_url: str) -> Translator:
     # tier2 speaks OpenAI's schema under /v1
     return OpenAIPassthrough(base_url)
@@ -37,6 +51,9 @@ TRANSLATORS: Final[dict[tuple[Ingress, BackendSchema], Factory]] = {
     ("openai", BackendSchema.OPENAI): _openai,
     ("openai", BackendSchema.AZURE_OPENAI): _azure,
     ("openai", BackendSchema.POOL): _pool,
+    ("openai", BackendSchema.BEDROCK): _bedrock,
+    ("openai", BackendSchema.GEMINI): _gemini,
+    ("openai", BackendSchema.VERTEX): _vertex,
 }
 
 

@@ -14,10 +14,8 @@ Signers are cached by the proxy across config swaps, keyed by their settings.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 from botocore.auth import SigV4Auth
@@ -31,7 +29,6 @@ from tier1.upstream.credentials import EntraToken
 
 GCP_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 REFRESH_MARGIN_S = 300.0
-_REGION_IN_HOST = re.compile(r"\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com")
 
 
 class Signer(Protocol):
@@ -45,11 +42,6 @@ class Signer(Protocol):
     ) -> None:
         """Add authentication to `headers` in place; raises UpstreamError if it cannot."""
         ...
-
-
-def region_from_url(url: str) -> str | None:
-    m = _REGION_IN_HOST.search(urlsplit(url).netloc)
-    return m.group(1) if m else None
 
 
 def sigv4_headers(
