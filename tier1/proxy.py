@@ -29,6 +29,7 @@ from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
 from tier1.providers.base import (
     ErrorWithHeaders,
+    Ingress,
     ParsedRequest,
     StreamTranslator,
     Translator,
@@ -111,6 +112,10 @@ class Context:
     first_byte_s: float | None = None
     error_type: str = ""
 
+    @property
+    def ingress(self) -> Ingress:
+        return "anthropic" if self.parsed.endpoint == "messages" else "openai"
+
 
 def _retry_after(value: str | None, now_wall: float) -> float | None:
     if not value:
@@ -120,6 +125,15 @@ def _retry_after(value: str | None, now_wall: float) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - now_wall) if parsed else None
+
+
+# gen_ai.operation.name values (OpenTelemetry GenAI conventions)
+_OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 
 
 def _translate_error(translator: Translator, status: int, failure: Failure) -> tuple[int, bytes]:
@@ -238,7 +252,7 @@ class Proxy:
                 503, "no_backend_available", "no backend is available for this model right now"
             )
         if last.outcome == "429":
-            translator = ctx.backend.translators[0] if ctx.backend else None
+            translator = ctx.backend.translators_for(ctx.ingress)[0] if ctx.backend else None
             body = _translate_error(translator, 429, last)[1] if translator and last.body else None
             return AllAttemptsFailed(
                 429,
@@ -261,7 +275,9 @@ class Proxy:
                 502, "upstream_unreachable", "could not connect to the upstream"
             )
         if last.status and last.status < 500 and ctx.backend is not None:
-            status, body = _translate_error(ctx.backend.translators[0], last.status, last)
+            status, body = _translate_error(
+                ctx.backend.translators_for(ctx.ingress)[0], last.status, last
+            )
             return AllAttemptsFailed(
                 status, "upstream_error", "the upstream rejected the request", body=body
             )
@@ -299,9 +315,9 @@ class Proxy:
     ) -> web.StreamResponse | Failure:
         parsed = ctx.parsed
         translator: Translator = (
-            backend.translators[0]
-            if len(backend.translators) == 1
-            else self.rng.choice(backend.translators)
+            targets[0]
+            if len(targets := backend.translators_for(ctx.ingress)) == 1
+            else self.rng.choice(targets)
         )
         upstream_model = override or parsed.model
         up = translator.request(parsed, upstream_model=upstream_model, force_usage=True)
@@ -445,13 +461,13 @@ class Proxy:
             # bytes already reached the client: no failover, end the stream with an error
             kind = "upstream_timeout" if isinstance(e, TimeoutError) else "upstream_disconnected"
             ctx.status, ctx.error_type = 502, kind
-            await self._stream_error(stream, kind)
+            await self._stream_error(stream, kind, ctx.ingress)
         except ConnectionResetError:
             ctx.status, ctx.error_type = 499, "client_disconnected"
         ctx.usage, ctx.response_model = tap.usage, tap.model
         return stream
 
-    async def _stream_error(self, stream: web.StreamResponse, kind: str) -> None:
+    async def _stream_error(self, stream: web.StreamResponse, kind: str, ingress: Ingress) -> None:
         message = (
             "the upstream stream stalled"
             if kind == "upstream_timeout"
@@ -460,8 +476,13 @@ class Proxy:
         event = jsonutil.dumps(
             {"error": {"message": message, "type": "api_error", "param": None, "code": kind}}
         )
+        if ingress == "anthropic":
+            anthropic = {"type": "error", "error": {"type": "api_error", "message": message}}
+            frame = b"event: error\ndata: " + jsonutil.dumps(anthropic) + b"\n\n"
+        else:
+            frame = b"data: " + event + b"\n\n"
         try:
-            await stream.write(b"data: " + event + b"\n\n")
+            await stream.write(frame)
             await stream.write_eof()
         except ConnectionResetError:
             pass
@@ -472,9 +493,7 @@ class Proxy:
         backend = ctx.backend.name if ctx.backend else ""
         provider = ctx.backend.provider if ctx.backend else ""
         response_model = ctx.response_model or ""
-        op = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}[
-            p.endpoint
-        ]
+        op = _OPERATIONS[p.endpoint]
         m = self.metrics
         m.requests.labels(ctx.route.name, backend, str(ctx.status)).inc()
         m.duration.labels(op, provider, p.model, response_model, ctx.error_type).observe(elapsed)

@@ -26,7 +26,7 @@ from common.config.backend import (
     GcpAuth,
 )
 from common.errors import ConfigError
-from tier1.providers.base import Translator
+from tier1.providers.base import Ingress, Translator
 from tier1.providers.openai_gemini import GEMINI_BASE_URL, vertex_base_url
 from tier1.providers.registry import translator_factory
 from tier1.routing.plan import Candidate
@@ -51,9 +51,11 @@ class BackendRuntime:
     name: str
     spec: BackendSpec
     translators: tuple[Translator, ...]
-    """One per target (pools have one per tier2 replica)."""
+    """OpenAI-ingress translators, one per target (pools have one per tier2 replica)."""
     auth_headers: tuple[tuple[str, str], ...]
     provider: str
+    messages_translators: tuple[Translator, ...] = ()
+    """The same targets for the Anthropic Messages ingress."""
     pool: str | None = None
     signing: SigningSpec | None = None
     """Set when requests are signed or carry a fetched token (AWS, Google, Entra)."""
@@ -61,6 +63,9 @@ class BackendRuntime:
     @property
     def schema(self) -> BackendSchema:
         return self.spec.schema_
+
+    def translators_for(self, ingress: Ingress) -> tuple[Translator, ...]:
+        return self.messages_translators if ingress == "anthropic" else self.translators
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +212,9 @@ def _backend(b: Any, pools: Mapping[str, Pool]) -> BackendRuntime:
         name=b.name,
         spec=spec,
         translators=tuple(factory(spec, base) for base in bases),
+        messages_translators=tuple(
+            translator_factory("anthropic", spec.schema_)(spec, base) for base in bases
+        ),
         auth_headers=_auth_headers(spec),
         provider=PROVIDER_NAMES[spec.schema_],
         pool=spec.pool,

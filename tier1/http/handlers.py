@@ -16,6 +16,7 @@ from tier1.auth.keys import authenticate, presented_key
 from tier1.http.middleware import REQUEST_ID
 from tier1.http.parse import parse
 from tier1.keys import PROXY
+from tier1.providers.anthropic_openai import count_tokens_estimate
 from tier1.providers.base import Endpoint
 from tier1.proxy import Context
 from tier1.runtime import Tier1Runtime, model_allowed
@@ -79,11 +80,35 @@ async def not_found(request: web.Request) -> web.Response:
     raise NotFound(f"unknown path {request.path}")
 
 
+async def count_tokens(request: web.Request) -> web.Response:
+    """Anthropic's count_tokens, answered locally with an estimate (~4 characters a token)."""
+    runtime = _runtime(request)
+    consumer = await _consumer(request, runtime)
+    raw = await request.read()
+    try:
+        body = jsonutil.loads(raw)
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise BadRequest("`model` is required and must be a string", param="model")
+    model = body["model"]
+    if runtime.route_for(model, request.host, request.headers) is None:
+        raise ModelNotFound(f"model {model!r} is not served here", param="model")
+    if not model_allowed(consumer, model):
+        raise Forbidden(f"this API key may not use model {model!r}", param="model")
+    return web.Response(
+        body=jsonutil.dumps({"input_tokens": count_tokens_estimate(body)}),
+        content_type="application/json",
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", proxied("chat"))
     app.router.add_post("/v1/completions", proxied("completions"))
     app.router.add_post("/v1/embeddings", proxied("embeddings"))
     app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/messages", proxied("messages"))
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
 
 
 __all__ = ["BadRequest", "add_routes"]

@@ -11,13 +11,16 @@ from typing import Final, Literal
 
 from common.config import BackendSchema, BackendSpec
 from common.errors import ConfigError
-from tier1.providers.base import Translator
+from tier1.providers.anthropic_ingress import MessagesPassthrough, MessagesVia
+from tier1.providers.base import Ingress, Translator
+from tier1.providers.openai_anthropic import ChatToMessages
 from tier1.providers.openai_azure import AzureOpenAI
 from tier1.providers.openai_bedrock import ChatToConverse
+from tier1.providers.openai_bedrock_anthropic import ChatToBedrockMessages
 from tier1.providers.openai_gemini import ChatToGemini, ChatToVertex
 from tier1.providers.openai_openai import OpenAIPassthrough
+from tier1.providers.openai_vertex_anthropic import ChatToVertexMessages
 
-Ingress = Literal["openai"]
 Factory = Callable[[BackendSpec, str], Translator]
 """(backend spec, base URL) → translator."""
 
@@ -47,14 +50,71 @@ def _pool(spec: BackendSpec, base_url: str) -> Translator:
     return OpenAIPassthrough(base_url)
 
 
-TRANSLATORS: Final[dict[tuple[Ingress, BackendSchema], Factory]] = {
-    ("openai", BackendSchema.OPENAI): _openai,
-    ("openai", BackendSchema.AZURE_OPENAI): _azure,
-    ("openai", BackendSchema.POOL): _pool,
-    ("openai", BackendSchema.BEDROCK): _bedrock,
-    ("openai", BackendSchema.GEMINI): _gemini,
-    ("openai", BackendSchema.VERTEX): _vertex,
+def _anthropic(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToMessages(base_url, spec.default_max_tokens)
+
+
+def _vertex_anthropic(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToVertexMessages(
+        base_url, spec.project or "", spec.region or "", spec.default_max_tokens
+    )
+
+
+def _bedrock_anthropic(spec: BackendSpec, base_url: str) -> Translator:
+    return ChatToBedrockMessages(base_url, spec.default_max_tokens)
+
+
+OPENAI_INGRESS: Final[dict[BackendSchema, Factory]] = {
+    BackendSchema.OPENAI: _openai,
+    BackendSchema.AZURE_OPENAI: _azure,
+    BackendSchema.POOL: _pool,
+    BackendSchema.BEDROCK: _bedrock,
+    BackendSchema.GEMINI: _gemini,
+    BackendSchema.VERTEX: _vertex,
+    BackendSchema.ANTHROPIC: _anthropic,
+    BackendSchema.VERTEX_ANTHROPIC: _vertex_anthropic,
+    BackendSchema.BEDROCK_ANTHROPIC: _bedrock_anthropic,
 }
+
+
+def _messages_passthrough(platform: str) -> Factory:
+    def factory(spec: BackendSpec, base_url: str) -> Translator:
+        return MessagesPassthrough(base_url, platform, spec.project or "", spec.region or "")
+
+    return factory
+
+
+def _messages_via(schema: BackendSchema) -> Factory:
+    field: Literal["max_tokens", "max_completion_tokens"] = (
+        "max_completion_tokens"
+        if schema in (BackendSchema.OPENAI, BackendSchema.AZURE_OPENAI)
+        else "max_tokens"
+    )
+
+    def factory(spec: BackendSpec, base_url: str) -> Translator:
+        return MessagesVia(OPENAI_INGRESS[schema](spec, base_url), field)
+
+    return factory
+
+
+ANTHROPIC_PLATFORMS = {
+    BackendSchema.ANTHROPIC: "anthropic",
+    BackendSchema.VERTEX_ANTHROPIC: "vertex",
+    BackendSchema.BEDROCK_ANTHROPIC: "bedrock",
+}
+
+TRANSLATORS: Final[dict[tuple[Ingress, BackendSchema], Factory]] = {
+    **{("openai", schema): f for schema, f in OPENAI_INGRESS.items()},
+    **{
+        ("anthropic", schema): _messages_passthrough(p) for schema, p in ANTHROPIC_PLATFORMS.items()
+    },
+    **{
+        ("anthropic", schema): _messages_via(schema)
+        for schema in OPENAI_INGRESS
+        if schema not in ANTHROPIC_PLATFORMS
+    },
+}
+"""Every (ingress, backend schema) pair this build serves."""
 
 
 def translator_factory(ingress: Ingress, schema: BackendSchema) -> Factory:
