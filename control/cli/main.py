@@ -31,6 +31,7 @@ BENCHMARKS = {
     "config-propagation": "bench.config_propagation:main",
     "sim": "bench.vllmsim.benchmark:main",
     "tier1": "bench.tier1_bench:main",
+    "translation": "bench.translation_bench:main",
 }
 
 
