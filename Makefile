@@ -34,8 +34,11 @@ fmt: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: setup ## benchmarks; results under .strata/bench/
+bench: setup ## every benchmark; JSON (and tables) under .strata/bench/
 	$(VENV)/bin/strata bench config-propagation
+	$(VENV)/bin/strata bench translation
+	$(VENV)/bin/strata bench sim
+	$(VENV)/bin/strata bench tier1
 
 clean:
 	rm -rf $(VENV) .strata .mypy_cache .ruff_cache .hypothesis
