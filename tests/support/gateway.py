@@ -54,6 +54,27 @@ def route(
     }
 
 
+def pool_backend(tier2_url: str, *, authorization: str | None = None) -> list[dict[str, Any]]:
+    """A Pool named `gpu` whose tier2 is the given fake, and the Backend `pool` for it.
+    The fake asks for a bearer, so the backend can set one (a header mutation)."""
+    spec: dict[str, Any] = {"schema": "pool", "pool": "gpu"}
+    if authorization:
+        spec["headers"] = {"set": {"Authorization": authorization}}
+    addresses = {"type": "static", "addresses": ["10.0.0.1:8000"]}
+    return [
+        {
+            "kind": "Pool",
+            "name": "gpu",
+            "spec": {
+                "model": "llama",
+                "endpoints": addresses,
+                "tier2": [tier2_url.removeprefix("http://")],
+            },
+        },
+        {"kind": "Backend", "name": "pool", "spec": spec},
+    ]
+
+
 @dataclass
 class Gateway:
     agent: ConfigAgent[Any]

@@ -15,7 +15,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from bench.fakes import FakeUpstreams, Script, fake_upstreams
 from control.embedded import free_port
-from tests.support.gateway import KEY, Gateway, openai_backend, route, start_gateway
+from tests.support.gateway import KEY, Gateway, openai_backend, pool_backend, route, start_gateway
 
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
@@ -232,26 +232,8 @@ async def test_model_override_hidden_from_client(fakes: Any) -> None:
 
 
 def _pool_docs(fakes: Any, **route_spec: Any) -> list[dict[str, Any]]:
-    tier2 = fakes["p"].url.removeprefix("http://")
     return [
-        {
-            "kind": "Pool",
-            "name": "gpu",
-            "spec": {
-                "model": "llama",
-                "endpoints": {"type": "static", "addresses": ["10.0.0.1:8000"]},
-                "tier2": [tier2],
-            },
-        },
-        {
-            "kind": "Backend",
-            "name": "pool",
-            "spec": {
-                "schema": "pool",
-                "pool": "gpu",
-                "headers": {"set": {"Authorization": "Bearer pool-internal"}},
-            },
-        },
+        *pool_backend(fakes["p"].url, authorization="Bearer pool-internal"),
         openai_backend("b", fakes["b"].url + "/v1"),
         route(
             "r",

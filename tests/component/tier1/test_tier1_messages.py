@@ -13,7 +13,7 @@ from anthropic import AsyncAnthropic
 
 from bench.fakes import FakeUpstreams, Script, fake_upstreams
 from common import jsonutil
-from tests.support.gateway import KEY, Gateway, openai_backend, route, start_gateway
+from tests.support.gateway import KEY, Gateway, openai_backend, pool_backend, route, start_gateway
 
 MSG: list[Any] = [{"role": "user", "content": "hello"}]
 TOOLS: list[Any] = [
@@ -33,29 +33,11 @@ async def fakes() -> AsyncIterator[FakeUpstreams]:
 
 @pytest.fixture
 async def gw(fakes: FakeUpstreams) -> AsyncIterator[Gateway]:
-    tier2 = fakes["a"].url.removeprefix("http://")
     g = await start_gateway(
         [
             openai_backend("a", fakes["a"].url + "/v1"),
             route("r", ["claude-like"], ["a"]),
-            {
-                "kind": "Pool",
-                "name": "gpu",
-                "spec": {
-                    "model": "llama",
-                    "endpoints": {"type": "static", "addresses": ["10.0.0.1:8000"]},
-                    "tier2": [tier2],
-                },
-            },
-            {
-                "kind": "Backend",
-                "name": "pool",
-                "spec": {
-                    "schema": "pool",
-                    "pool": "gpu",
-                    "headers": {"set": {"authorization": "Bearer sk-upstream-secret"}},
-                },
-            },
+            *pool_backend(fakes["a"].url, authorization="Bearer sk-upstream-secret"),
             route("p", ["llama"], ["pool"]),
         ]
     )
