@@ -12,7 +12,10 @@ Each round runs, for every target in a rotating order: (1) closed loop, non-stre
 `--concurrency` workers → max requests/s and the target's CPU µs per request; (2) the
 same streaming (`--chunks` content chunks each) → streams/s and chunks/s; (3) open loop
 at `--rate` requests/s, latency from the scheduled send time → p50/p99, and "added"
-latency = target − direct in the same round. A target that cannot sustain `--rate`
+latency = target − direct in the same round; in the open loop the targets take turns in
+1 s slices, so a burst of other work on the machine hits them alike. The closed loops use
+a lean HTTP/1.1 client (`--client raw`; aiohttp's costs as much CPU 1 as the bare proxy
+costs CPU 0, which would cap the reference proxy at CPU 1's speed). A target that cannot sustain `--rate`
 (LiteLLM) is measured at `--fallback-rate` instead, or at half its max requests/s of that
 round when that is lower, with direct at the same rate in the same round.
 Results: median (min–max) across rounds, JSON to `--out` and markdown beside it.
@@ -87,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="open-loop rate for a target whose max is below 1.25× --rate (default 40, or half that target's max when lower)",
     )
     p.add_argument("--chunks", type=int, default=50, help="content chunks per stream (default 50)")
+    p.add_argument(
+        "--include-usage",
+        action="store_true",
+        help="streaming requests ask for stream_options.include_usage (default: they do not, "
+        "as most clients; tier1 then asks upstream for usage itself and hides that chunk)",
+    )
     p.add_argument("--skip-litellm", action="store_true", help="leave LiteLLM out")
     p.add_argument(
         "--litellm-venv", default=str(litellm_env.DEFAULT_VENV), help="where LiteLLM is installed"
@@ -100,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=".strata/bench/tier1.json", help="JSON; markdown beside it")
     p.add_argument("--keep-logs", action="store_true", help="keep the temp dir with every log")
+    p.add_argument(
+        "--client",
+        choices=["raw", "aiohttp"],
+        default="raw",
+        help="closed-loop HTTP client: raw (a lean asyncio protocol, default; leaves CPU 1 "
+        "room for the fake) or aiohttp. The open loop always uses aiohttp",
+    )
     p.add_argument(
         "--nice",
         type=int,
@@ -156,6 +172,8 @@ class Bench:
         self.upstream_kind = ""
         self.litellm: dict[str, Any] = {}
         self.tier1_log: Path | None = None
+        self.measure_s = math.nan
+        self.idle: dict[str, float] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -225,6 +243,7 @@ class Bench:
             self.targets[name].upstream_cpu = upstream.cpu_seconds
         for target in self.targets.values():
             target.ours_cpu = self._ours_cpu
+            target.include_usage = a.include_usage
         if can_pin():
             pin(0, AUX_CPU)  # the driver is the load generator: CPU 1, with the fake
         if a.nice:
@@ -235,7 +254,9 @@ class Bench:
         rss_start = {n: c.rss_mib() for n, c in self.suts.items()}
         rss_start["direct"] = upstream.rss_mib()
 
+        t_measure = time.monotonic()
         rounds = _run_async(self._measure())
+        self.measure_s = time.monotonic() - t_measure
 
         rss_end = {n: c.rss_mib() for n, c in self.suts.items()}
         rss_end["direct"] = upstream.rss_mib()
@@ -289,6 +310,7 @@ class Bench:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         use_fakes = self.args.upstream in ("auto", "fakes")
         why = "--upstream standin"
+        failure = ""
         if use_fakes:
             if (
                 importlib.util.find_spec("bench.fakes") is None
@@ -336,11 +358,14 @@ class Bench:
             except StartFailed as e:
                 if self.args.upstream == "fakes":
                     raise
-                why = f"bench.fakes did not start: {str(e).splitlines()[0]}"
+                failure = str(e)
+                why = f"bench.fakes did not start: {failure.splitlines()[0]}"
                 self.children.stop_named("fake")
                 port = free_port()
                 url = f"http://127.0.0.1:{port}/v1/chat/completions"
         print(f"note: using the stand-in upstream bench.tier1_bench.standin ({why})", flush=True)
+        if failure:
+            print(failure, flush=True)
         self.notes.append(f"upstream: stand-in bench.tier1_bench.standin ({why})")
         cmd = [py, "-m", "bench.tier1_bench.standin", "--port", str(port)]
         child = self.children.start("fake", cmd, cpu=AUX_CPU, env=env, cwd=REPO)
@@ -521,6 +546,15 @@ class Bench:
             self.notes.append(f"targets relay different SSE event counts per stream: {out}")
         return out
 
+    async def _idle_cpu(self, seconds: float) -> dict[str, float]:
+        """Share of a core each process uses with no load (timers, config stream, GC)."""
+        procs = {**self.suts}
+        if self.upstream_child is not None:
+            procs["fake"] = self.upstream_child
+        before = {n: c.cpu_seconds() for n, c in procs.items()}
+        await asyncio.sleep(seconds)
+        return {n: (c.cpu_seconds() - before[n]) / seconds for n, c in procs.items()}
+
     async def _settle(self, max_s: float = 10.0) -> None:
         """Wait until the targets are idle (LiteLLM finishes requests after a disconnect)."""
         children = list(self.suts.values())
@@ -535,6 +569,12 @@ class Bench:
         a = self.args
         print("check requests:", flush=True)
         self.checks = await self._check_targets()
+        await self._settle()
+        self.idle = await self._idle_cpu(2.0)
+        print(
+            "idle CPU: " + ", ".join(f"{n} {v:.1%}" for n, v in self.idle.items()),
+            flush=True,
+        )
         names = list(self.targets)
         rounds: list[dict[str, Any]] = []
         per_closed = a.warmup + a.seconds
@@ -559,6 +599,7 @@ class Bench:
                         self.targets[name],
                         stream=stream,
                         events_per_stream=self.checks[name]["stream_events"],
+                        client=a.client,
                         concurrency=a.stream_concurrency if stream else a.concurrency,
                         warmup_s=a.warmup,
                         seconds=a.seconds,
@@ -569,13 +610,14 @@ class Bench:
             rates = sorted(set(rate_of.values()), reverse=True)
             for rate in rates:
                 members = [n for n in order if rate_of[n] == rate or n == "direct"]
-                runs: dict[str, Any] = {}
-                for name in members:
-                    await self._settle()
-                    res = await open_loop(
-                        self.targets[name], rate=rate, warmup_s=a.warmup, seconds=a.open_seconds
-                    )
-                    runs[name] = res
+                await self._settle()
+                runs = await open_loop(
+                    [self.targets[n] for n in members],
+                    rate=rate,
+                    warmup_s=a.warmup,
+                    seconds=a.open_seconds,
+                )
+                for name, res in runs.items():
                     _print_open(name, res)
                 r["open"][f"{rate:g}"] = runs
             rounds.append(r)
@@ -620,8 +662,12 @@ class Bench:
                 "fallback_rate": a.fallback_rate,
                 "chunks": a.chunks,
                 "request_bytes": len(request_body(MODEL, stream=False)),
+                "client": a.client,
+                "include_usage": a.include_usage,
             },
+            "measure_seconds": round(self.measure_s, 1),
             "checks": self.checks,
+            "idle_cpu_share": self.idle,
             "summary": _jsonable(summary),
             "ratios": _jsonable(ratios),
             "verdicts": [v.as_dict() for v in verdicts],
@@ -631,45 +677,68 @@ class Bench:
         }
 
     def _noise_notes(self, rounds: list[dict[str, Any]]) -> None:
-        windows = [
-            res for r in rounds for phase in ("nonstream", "stream") for res in r[phase].values()
-        ] + [res for r in rounds for runs in r["open"].values() for res in runs.values()]
+        closed = [
+            (name, res)
+            for r in rounds
+            for phase in ("nonstream", "stream")
+            for name, res in r[phase].items()
+        ]
+        opened = [
+            (name, res) for r in rounds for runs in r["open"].values() for name, res in runs.items()
+        ]
+        windows = closed + opened
         for cpu in (0, 1):
             key = f"cpu{cpu}_others"
-            shares = [w[key] for w in windows if not math.isnan(w.get(key, math.nan))]
+            # CPU 0 matters only while a target on it is measured (direct leaves it idle)
+            shares = [
+                w[key]
+                for name, w in windows
+                if not math.isnan(w.get(key, math.nan)) and (cpu == 1 or name != "direct")
+            ]
             busy = [x for x in shares if x > 0.1]
             if busy:
                 self.notes.append(
                     f"NOISY: other processes on this machine used more than 10 % of CPU {cpu} in "
                     f"{len(busy)} of {len(shares)} measurement windows (up to {max(busy):.0%}); "
-                    "those numbers are low and noisy, compare ratios within a round"
+                    "absolute numbers are low and noisy: compare within a round, and prefer "
+                    "CPU µs per request (the *_by_cpu ratios)"
                 )
-        for r_i, r in enumerate(rounds, 1):
-            for phase in ("nonstream", "stream"):
-                for name, res in r[phase].items():
-                    aux = res["upstream_busy"] + res["loadgen_busy"]
-                    if name != "direct" and res["sut_busy"] < 0.9 and aux > 0.9:
-                        self.notes.append(
-                            f"round {r_i} {phase} {name}: CPU {SUT_CPU} only {res['sut_busy']:.0%} busy "
-                            f"while fake + load generator used {aux:.0%} of CPU {AUX_CPU}: "
-                            "the requests/s there is bounded by CPU 1, not by the target"
-                        )
-                    if res["errors"]:
-                        self.notes.append(
-                            f"round {r_i} {phase} {name}: {res['errors']} errors, first: {res['first_error']}"
-                        )
-            for rate, runs in r["open"].items():
-                for name, res in runs.items():
-                    if res["errors"] or res["overloaded"]:
-                        self.notes.append(
-                            f"round {r_i} open@{rate} {name}: {res['completed']}/{res['sent']} answered, "
-                            f"{res['errors']} errors ({res['first_error']})"
-                        )
-                    if res["send_lag_p99_ms"] > 2.0:
-                        self.notes.append(
-                            f"round {r_i} open@{rate} {name}: the load generator sent late "
-                            f"(send lag p99 {res['send_lag_p99_ms']:.1f} ms; included in latency)"
-                        )
+        for name, share in self.idle.items():
+            if share > 0.02:
+                self.notes.append(
+                    f"{name} uses {share:.1%} of a core when idle; that is in its CPU µs per "
+                    "request too, most at the low open-loop rate"
+                )
+        bounded: dict[str, list[float]] = {}
+        for name, res in closed:
+            if name != "direct" and res["sut_busy"] < 0.9 and res.get("cpu1_busy", 0.0) > 0.9:
+                bounded.setdefault(name, []).append(res["sut_busy"])
+        for name, busy in bounded.items():
+            self.notes.append(
+                f"{name}: in {len(busy)} closed-loop window(s) its core was only "
+                f"{min(busy):.0%}–{max(busy):.0%} busy while CPU {AUX_CPU} was saturated (fake, "
+                "load generator and other processes): there its requests/s is bounded by "
+                f"CPU {AUX_CPU}, not by itself"
+            )
+        for name, res in windows:
+            if res["errors"]:
+                self.notes.append(
+                    f"{name}: {res['errors']} errors in one window, first: {res['first_error']}"
+                )
+        for name, res in opened:
+            if res["overloaded"]:
+                self.notes.append(
+                    f"{name} at {res['rate']:g} requests/s: {res['completed']}/{res['sent']} "
+                    "answered in time (overloaded)"
+                )
+        lags = [res["send_lag_p99_ms"] for _, res in opened]
+        late = [x for x in lags if x > 2.0]
+        if late:
+            self.notes.append(
+                f"open loop: the load generator sent late in {len(late)} of {len(lags)} windows "
+                f"(send lag p99 up to {max(late):.1f} ms, as CPU {AUX_CPU} is shared); the lag is "
+                "in every latency, direct's too, so 'added' latency mostly cancels it"
+            )
 
 
 def _open_rate(a: argparse.Namespace, name: str, max_rps: float) -> float:
@@ -715,7 +784,9 @@ def _count_access_lines(log: Path | None) -> int | None:
 def _print_closed(phase: str, name: str, res: dict[str, Any]) -> None:
     extra = ""
     if phase == "stream":
-        extra = f", {res['events_per_s']:,.0f} chunks/s ({res['events_per_stream']:.0f}/stream)"
+        eps = res["events_per_stream"]
+        per = "—" if math.isnan(eps) else f"{eps:.0f}"
+        extra = f", {res['events_per_s']:,.0f} chunks/s ({per} events/completed stream)"
     cpu = res["sut_cpu_us_per"]
     cpu_s = "" if math.isnan(cpu) else f", {cpu:,.0f} µs CPU each, core {res['sut_busy']:.0%} busy"
     err = f", {res['errors']} errors ({res['first_error']})" if res["errors"] else ""

@@ -3,7 +3,8 @@
 ``POST /v1/chat/completions`` answers a ~610-byte ``chat.completion``, or, with
 ``"stream": true``, a role chunk, ``x-fake-chunks`` (default 50) content chunks of about
 256 bytes, a finish chunk, a usage chunk when ``stream_options.include_usage`` is true,
-and ``data: [DONE]``, one write per event (as a provider does).
+and ``data: [DONE]``, one write per event (as a provider does). Answers are built once
+per (model, chunks, usage) and cached, so the stand-in costs little of CPU 1.
 
 Run: ``python -m bench.tier1_bench.standin --port P``.
 """
@@ -11,18 +12,18 @@ Run: ``python -m bench.tier1_bench.standin --port P``.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
+from functools import lru_cache
 
 import orjson
 from aiohttp import web
 
-_ids = itertools.count()
 _WORDS = ("This", " is", " a", " fake", " answer", " from", " a", " stand-in", " upstream", ".")
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
+@lru_cache(maxsize=64)
 def _body(model: str) -> bytes:
     obj = {
         "id": "chatcmpl-standin-000000000000",
@@ -32,7 +33,7 @@ def _body(model: str) -> bytes:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "".join(_WORDS) * 4, "refusal": None},
+                "message": {"role": "assistant", "content": "".join(_WORDS) * 6, "refusal": None},
                 "logprobs": None,
                 "finish_reason": "stop",
             }
@@ -56,7 +57,8 @@ def _chunk(model: str, delta: dict[str, object], finish: str | None, pad: int) -
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _events(model: str, chunks: int, usage: bool) -> list[bytes]:
+@lru_cache(maxsize=64)
+def _events(model: str, chunks: int, usage: bool) -> tuple[bytes, ...]:
     out = [_chunk(model, {"role": "assistant", "content": ""}, None, 60)]
     for i in range(chunks):
         word = _WORDS[i % len(_WORDS)]
@@ -77,7 +79,7 @@ def _events(model: str, chunks: int, usage: bool) -> list[bytes]:
         }
         out.append(b"data: " + orjson.dumps(obj) + b"\n\n")
     out.append(b"data: [DONE]\n\n")
-    return out
+    return tuple(out)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:

@@ -154,3 +154,66 @@ def test_litellm_skipped_gives_skip_not_fail() -> None:
     assert "--skip-litellm" in litellm.note
     assert report.fmt(spread([1.0, 2.0, 3.0]), 1) == "2.0 (1.0–3.0)"
     assert report.fmt(spread([0.5]), 2, sign=True) == "+0.50"
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _chunked(events: list[bytes], split: int) -> bytes:
+    """An HTTP/1.1 chunked answer whose chunks cut across events every ``split`` bytes."""
+    body = b"".join(events)
+    parts = [body[i : i + split] for i in range(0, len(body), split)]
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + framed
+    )
+
+
+@pytest.mark.parametrize("split", [1, 7, 64, 100_000])
+@pytest.mark.parametrize("read", [1, 5, 333, 100_000])
+def test_raw_client_parses_framing_in_any_split(split: int, read: int) -> None:
+    import asyncio
+
+    from bench.tier1_bench.rawclient import Tally, Worker, encode_request
+
+    host, port, request = encode_request(
+        "http://127.0.0.1:9/v1/chat/completions", {"A": "b"}, b"{}"
+    )
+    assert (host, port) == ("127.0.0.1", 9)
+    assert request.startswith(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:9\r\n")
+    assert request.endswith(b"Content-Length: 2\r\nA: b\r\n\r\n{}")
+    loop = asyncio.new_event_loop()
+    try:
+        tally = Tally()
+        sends = iter([True, True, False])  # keep going for two answers, stop after the third
+        worker = Worker(request, tally, lambda: next(sends), loop.create_future())
+        transport = _FakeTransport()
+        worker.connection_made(transport)  # type: ignore[arg-type]
+        events = [b'data: {"n": %d}\n\n' % i for i in range(50)] + [b"data: [DONE]\n\n"]
+        json = b'{"ok": true}'
+        answers = [
+            _chunked(events, split),
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX: y\r\n\r\n%s" % (len(json), json),
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n{}",
+        ]
+        for answer in answers:
+            for i in range(0, len(answer), read):
+                worker.data_received(answer[i : i + read])
+        assert (tally.ok, tally.errors, tally.events) == (2, 1, 51)
+        assert tally.first_error == "HTTP 503"
+        assert len(transport.writes) == 3 and transport.closed and worker.done.done()
+    finally:
+        loop.close()
