@@ -10,18 +10,30 @@ provider would send, checked in this order:
 4. Azure: the ``api-version`` query (400) and a known deployment (404);
 5. the body: JSON, then the shape in :mod:`bench.fakes.openai_shapes` (400), then the
    model when the fake has a model list (404 ``model_not_found``).
+
+The Anthropic, Bedrock, Gemini and Vertex dialects are admitted in the same order by
+:mod:`bench.fakes.admission_providers`. The shared types live in :mod:`bench.fakes.calls`
+and are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any
 
 from bench.fakes import answers
+from bench.fakes.admission_providers import admit_anthropic, admit_bedrock, admit_google
+from bench.fakes.calls import (
+    NOT_JSON,
+    Call,
+    Dialect,
+    FakeConfig,
+    Incoming,
+    Kind,
+    Rejected,
+)
 from bench.fakes.expect import Observed, check
 from bench.fakes.openai_shapes import (
-    EmbeddingRequest,
     ShapeError,
     validate_chat,
     validate_completion,
@@ -30,11 +42,6 @@ from bench.fakes.openai_shapes import (
 from bench.fakes.script import Script
 
 __all__ = ["NOT_JSON", "Call", "Dialect", "FakeConfig", "Incoming", "Kind", "Rejected", "admit"]
-
-Dialect = Literal["openai", "azure"]
-Kind = Literal["chat", "completions", "embeddings", "models", "model", "unknown"]
-NOT_JSON: Final = object()
-"""``Incoming.body`` when the request had no body or not a JSON one."""
 
 _INVALID = "invalid_request_error"
 _OPENAI_NO_KEY = (
@@ -61,59 +68,13 @@ _AZURE_NO_DEPLOYMENT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FakeConfig:
-    """What a fake upstream is: its name, dialect and what it accepts."""
-
-    name: str
-    dialect: Dialect = "openai"
-    api_key: str | None = None
-    """The only key accepted; ``None`` accepts any non-empty key."""
-    deployments: Mapping[str, str] | None = None
-    """Azure: deployment -> model name answered; ``None`` accepts any deployment."""
-    models: tuple[str, ...] | None = None
-    """OpenAI: the models accepted and listed; ``None`` accepts any model."""
-
-
-@dataclass(slots=True)
-class Incoming:
-    """A received request. ``headers`` must look names up case-insensitively."""
-
-    kind: Kind
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    params: Mapping[str, str]
-    """Route parameters: ``deployment`` (Azure), ``model`` (``GET /v1/models/{model}``)."""
-    body: Any
-    """The parsed JSON body, or :data:`NOT_JSON`."""
-
-
-class Rejected(Exception):
-    """The answer is an error decided before the script runs."""
-
-    def __init__(self, status: int, body: bytes) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
-@dataclass(slots=True)
-class Call:
-    """An accepted request: what to generate."""
-
-    kind: Kind
-    model: str
-    stream: bool = False
-    include_usage: bool = False
-    choices: int = 1
-    max_tokens: int | None = None
-    prompt_tokens: int = 0
-    embedding: EmbeddingRequest | None = None
-
-
 def admit(config: FakeConfig, script: Script, req: Incoming) -> Call:
+    if config.dialect == "anthropic":
+        return admit_anthropic(config, script, req)
+    if config.dialect == "bedrock":
+        return admit_bedrock(config, script, req)
+    if config.dialect in ("gemini", "vertex"):
+        return admit_google(config, script, req)
     deployment = req.params.get("deployment")
     if script.has_expectations:
         body = None if req.body is NOT_JSON else req.body
@@ -181,6 +142,7 @@ def _parse(config: FakeConfig, kind: Kind, body: Any) -> Call:
             choices=chat.n or 1,
             max_tokens=chat.max_completion_tokens or chat.max_tokens,
             prompt_tokens=chat.prompt_tokens(),
+            tools=bool(chat.tools),
         )
     if kind == "completions":
         text = validate_completion(body, model_required=required)

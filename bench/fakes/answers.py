@@ -23,6 +23,7 @@ import orjson
 
 __all__ = [
     "DONE",
+    "TOOL_ARGUMENTS",
     "Generation",
     "Template",
     "azure_error",
@@ -90,6 +91,17 @@ class Generation:
     tokens: int
     choices: int = 1
     finish_reason: str = "stop"
+    tool: str | None = None
+    """Chat: a tool the answer calls (``tool_calls``, after the text)."""
+
+
+TOOL_ARGUMENTS = '{"query":"fake","count":1}'
+"""The arguments of every scripted OpenAI tool call (the other dialects' tool input)."""
+
+
+def _tool_call(gen: Generation) -> dict[str, Any]:
+    function = {"name": gen.tool, "arguments": TOOL_ARGUMENTS}
+    return {"id": f"call_fake_{gen.tool}", "type": "function", "function": function}
 
 
 @lru_cache(maxsize=64)
@@ -132,10 +144,13 @@ def _head(gen: Generation, obj: str) -> dict[str, Any]:
 def _body_template(gen: Generation) -> Template:
     text = "".join(pieces(gen.tokens))
     if gen.kind == "chat":
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if gen.tool is not None:
+            message = {**message, "content": text or None, "tool_calls": [_tool_call(gen)]}
         choices: list[dict[str, Any]] = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": gen.finish_reason,
             }
@@ -176,6 +191,9 @@ def _event_templates(gen: Generation, include_usage: bool) -> tuple[Template, ..
             out.append(_chunk(gen, _delta(i, delta, None), include_usage))
         for piece in pieces(gen.tokens):
             out.extend(_chunk(gen, _delta(i, {"content": piece}, None), include_usage) for i in n)
+        if gen.tool is not None:
+            for delta in _tool_deltas(gen):
+                out.extend(_chunk(gen, _delta(i, delta, None), include_usage) for i in n)
         out.extend(_chunk(gen, _delta(i, {}, gen.finish_reason), include_usage) for i in n)
     else:
         for piece in pieces(gen.tokens):
@@ -187,6 +205,16 @@ def _event_templates(gen: Generation, include_usage: bool) -> tuple[Template, ..
         obj["usage"] = _USAGE
         out.append(Template(obj, prefix=b"data: ", suffix=b"\n\n"))
     return tuple(out)
+
+
+def _tool_deltas(gen: Generation) -> list[dict[str, Any]]:
+    """The tool call as streamed: id and name first, then the arguments in three parts."""
+    call = _tool_call(gen)
+    first = {**call, "index": 0, "function": {"name": gen.tool, "arguments": ""}}
+    third = len(TOOL_ARGUMENTS) // 3
+    parts = [TOOL_ARGUMENTS[:third], TOOL_ARGUMENTS[third : 2 * third], TOOL_ARGUMENTS[2 * third :]]
+    rest = [{"index": 0, "function": {"arguments": part}} for part in parts]
+    return [{"tool_calls": [d]} for d in [first, *rest]]
 
 
 def _delta(index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:

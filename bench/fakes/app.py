@@ -1,10 +1,20 @@
-"""A header-scripted fake OpenAI or Azure OpenAI upstream: the aiohttp app factory.
+"""A header-scripted fake upstream (OpenAI, Azure, Anthropic, Bedrock, Gemini, Vertex).
 
-Endpoints, ``openai`` dialect: ``POST /v1/chat/completions``, ``POST /v1/completions``,
-``POST /v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``. ``azure``
-dialect: ``POST /openai/deployments/{deployment}/{chat/completions,completions,
-embeddings}`` and ``GET /openai/models``, all with a required ``api-version`` query.
-Both: ``GET /_fake/requests``, ``POST /_fake/reset``, ``POST /_fake/script``; any other
+Endpoints by dialect:
+
+- ``openai``: ``POST /v1/chat/completions``, ``POST /v1/completions``,
+  ``POST /v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``;
+- ``azure``: ``POST /openai/deployments/{deployment}/{chat/completions,completions,
+  embeddings}`` and ``GET /openai/models``, all with a required ``api-version`` query;
+- ``anthropic``: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``;
+- ``bedrock``: ``POST /model/{modelId}/{converse,converse-stream,invoke,
+  invoke-with-response-stream}`` (the invoke pair takes Anthropic Messages bodies);
+- ``gemini``: ``POST /{v1beta,v1}/models/{model}:{generateContent,streamGenerateContent}``;
+- ``vertex``: ``POST /{v1,v1beta1}/projects/{project}/locations/{location}/publishers/
+  google/models/{model}:{generateContent,streamGenerateContent}`` and ``.../publishers/
+  anthropic/models/{model}:{rawPredict,streamRawPredict}`` (``count-tokens:rawPredict``).
+
+All: ``GET /_fake/requests``, ``POST /_fake/reset``, ``POST /_fake/script``; any other
 path is the provider's 404.
 
 One request: record it, read its script (:mod:`bench.fakes.script`), let
@@ -25,8 +35,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bench.fakes import answers
-from bench.fakes.admission import (
+from bench.fakes import answers, anthropic_shapes, replies
+from bench.fakes.admission import admit
+from bench.fakes.bedrock_shapes import service_model
+from bench.fakes.calls import (
+    DIALECTS,
     NOT_JSON,
     Call,
     Dialect,
@@ -34,10 +47,10 @@ from bench.fakes.admission import (
     Incoming,
     Kind,
     Rejected,
-    admit,
 )
 from bench.fakes.recording import RecordedRequest, Recorder
 from bench.fakes.script import Script, ScriptError, check_instance_name, encode_value, script_pairs
+from bench.fakes.sigv4 import AwsTestCredentials
 
 __all__ = ["DEFAULT_MODELS", "EMBEDDING_DIMS", "FAKE_STATE", "FakeState", "build_fake_app"]
 
@@ -80,6 +93,23 @@ class FakeState:
 
 FAKE_STATE: web.AppKey[FakeState] = web.AppKey("fake_upstream", FakeState)
 
+_VERTEX_MODEL = (
+    "/{version:v1|v1beta1}/projects/{project}/locations/{location}"
+    "/publishers/{publisher}/models/{target}"
+)
+_PROVIDER_ROUTES: dict[Dialect, tuple[tuple[str, Kind], ...]] = {
+    "anthropic": (("/v1/messages", "messages"), ("/v1/messages/count_tokens", "count_tokens")),
+    "bedrock": (
+        ("/model/{model}/converse", "converse"),
+        ("/model/{model}/converse-stream", "converse_stream"),
+        ("/model/{model}/invoke", "invoke"),
+        ("/model/{model}/invoke-with-response-stream", "invoke_stream"),
+    ),
+    "gemini": (("/{version:v1beta|v1}/models/{target}", "google"),),
+    "vertex": ((_VERTEX_MODEL, "google"),),
+}
+_REQUEST_ID_HEADERS: dict[Dialect, str] = {"anthropic": "request-id", "bedrock": "x-amzn-RequestId"}
+
 
 def build_fake_app(
     name: str,
@@ -90,17 +120,25 @@ def build_fake_app(
     deployments: Mapping[str, str] | None = None,
     models: Sequence[str] | None = None,
     record_limit: int | None = None,
+    aws: AwsTestCredentials | None = None,
+    gcp_project: str | None = None,
+    gcp_location: str | None = None,
 ) -> web.Application:
     """A fake upstream named ``name`` (``x-fake-<name>-<key>`` scripts it alone).
 
     ``api_key``: the key the client must present (OpenAI: ``Authorization: Bearer``;
-    Azure: ``api-key`` or a Bearer token); ``None`` accepts any non-empty key.
-    ``deployments`` (Azure): deployment -> model answered; ``None`` accepts any
-    deployment and answers with its name. ``models`` (OpenAI): the models accepted and
-    listed; ``None`` accepts any and lists ``fake-model``. ``record_limit``: keep only
-    the newest N requests (0: record nothing; ``None``: all).
+    Azure: ``api-key`` or a Bearer token; Anthropic: ``x-api-key`` or a Bearer; Gemini:
+    ``x-goog-api-key`` or ``?key=``; Vertex: the ``Authorization: Bearer`` access token;
+    Bedrock: a ``Bearer`` API key accepted beside SigV4); ``None`` accepts any non-empty
+    key. ``deployments`` (Azure): deployment -> model answered; ``None`` accepts any
+    deployment and answers with its name. ``models``: the models accepted (OpenAI: and
+    listed); ``None`` accepts any (and lists ``fake-model``). ``record_limit``: keep only
+    the newest N requests (0: record nothing; ``None``: all). ``aws`` (Bedrock): the
+    credentials requests must be SigV4-signed with (default
+    ``AwsTestCredentials()``). ``gcp_project``/``gcp_location`` (Vertex): the project and
+    location the path must name; ``None`` accepts any.
     """
-    if dialect not in ("openai", "azure"):
+    if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}")
     config = FakeConfig(
         name=check_instance_name(name),
@@ -108,7 +146,14 @@ def build_fake_app(
         api_key=api_key,
         deployments=dict(deployments) if deployments is not None else None,
         models=tuple(models) if models is not None else None,
+        aws=(aws or AwsTestCredentials()) if dialect == "bedrock" else aws,
+        gcp_project=gcp_project,
+        gcp_location=gcp_location,
     )
+    if dialect in ("anthropic", "bedrock", "vertex"):
+        anthropic_shapes.warm()  # ~2 s once per process: not on the first request
+    if dialect == "bedrock":
+        service_model()
     listed = config.models or DEFAULT_MODELS
     if dialect == "azure" and config.deployments:
         listed = tuple(dict.fromkeys(config.deployments.values()))
@@ -130,12 +175,15 @@ def build_fake_app(
         app.router.add_post("/v1/embeddings", _endpoint("embeddings"))
         app.router.add_get("/v1/models", _endpoint("models"), allow_head=False)
         app.router.add_get("/v1/models/{model}", _endpoint("model"), allow_head=False)
-    else:
+    elif dialect == "azure":
         base = "/openai/deployments/{deployment}"
         app.router.add_post(base + "/chat/completions", _endpoint("chat"))
         app.router.add_post(base + "/completions", _endpoint("completions"))
         app.router.add_post(base + "/embeddings", _endpoint("embeddings"))
         app.router.add_get("/openai/models", _endpoint("models"), allow_head=False)
+    else:
+        for path, kind in _PROVIDER_ROUTES[dialect]:
+            app.router.add_post(path, _endpoint(kind))
     app.router.add_get("/_fake/requests", _list_requests, allow_head=False)
     app.router.add_post("/_fake/reset", _reset)
     app.router.add_post("/_fake/script", _set_script)
@@ -146,7 +194,11 @@ def build_fake_app(
 async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     state = request.app[FAKE_STATE]
     response.headers["x-fake-instance"] = state.config.name
-    response.headers.setdefault("x-request-id", f"req_{state.config.name}_{state.next_id()}")
+    request_id = f"req_{state.config.name}_{state.next_id()}"
+    response.headers.setdefault("x-request-id", request_id)
+    provider_header = _REQUEST_ID_HEADERS.get(state.config.dialect)
+    if provider_header is not None:
+        response.headers.setdefault(provider_header, request_id)
 
 
 def _endpoint(kind: Kind) -> Handler:
@@ -174,7 +226,7 @@ async def _serve(request: web.Request, kind: Kind) -> web.StreamResponse:
         )
     incoming = Incoming(
         kind, request.method, request.path, request.query, request.headers,
-        request.match_info, body,
+        request.match_info, body, raw_path=request.raw_path, raw_body=raw,
     )  # fmt: skip
     try:
         script = state.script_for(request.headers)
@@ -183,7 +235,9 @@ async def _serve(request: web.Request, kind: Kind) -> web.StreamResponse:
         body = answers.fake_error("fake_script_invalid", str(exc))
         return web.Response(status=400, body=body, content_type=_JSON)
     except Rejected as rejected:
-        return web.Response(status=rejected.status, body=rejected.body, content_type=_JSON)
+        response = web.Response(status=rejected.status, body=rejected.body, content_type=_JSON)
+        response.headers.update(rejected.headers)
+        return response
     state.in_flight += 1
     try:
         return await _answer(request, state, script, call)
@@ -218,7 +272,20 @@ async def _answer(
             )
         return _reply(script, script.body, content_type)
     if script.status >= 400:
-        return _reply(script, answers.scripted_error_body(state.config.dialect, script.status))
+        error, headers = replies.scripted_error(state.config.dialect, call, script.status)
+        response = _reply(script, error)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+    if state.config.dialect not in ("openai", "azure"):
+        planned = replies.provider_reply(
+            state.config, script, call, state.next_id(), int(script.delay_ms)
+        )
+        if isinstance(planned, replies.Streamed):
+            return await _stream(
+                request, state, script, planned.content_type, planned.events, stall=planned.stall
+            )
+        return _reply(script, planned.body, planned.content_type)
     if call.kind == "models":
         return _reply(script, state.models_body)
     if call.kind == "model":
@@ -231,7 +298,15 @@ async def _answer(
     if call.max_tokens is not None and call.max_tokens < tokens:
         tokens, finish = call.max_tokens, "length"
     chat = call.kind == "chat"
-    gen = answers.Generation("chat" if chat else "text", call.model, tokens, call.choices, finish)
+    tool = script.tool_call if chat and call.tools and finish == "stop" else None
+    gen = answers.Generation(
+        "chat" if chat else "text",
+        call.model,
+        tokens,
+        call.choices,
+        "tool_calls" if tool is not None else finish,
+        tool,
+    )
     usage = answers.usage_dict(
         call.prompt_tokens, tokens * call.choices, script.usage, details=chat
     )

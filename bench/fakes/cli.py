@@ -1,8 +1,15 @@
 """``python -m bench.fakes``: serve one header-scripted fake upstream (for the benchmark).
 
-    python -m bench.fakes --name a --port 8300 [--dialect openai|azure] [--host H]
+    python -m bench.fakes --name a --port 8300
+        [--dialect openai|azure|anthropic|bedrock|gemini|vertex] [--host H]
         [--api-key KEY] [--model M]... [--deployment NAME[=MODEL]]...
+        [--aws-access-key-id ID --aws-secret-access-key SECRET --aws-region R]
+        [--gcp-project P] [--gcp-location L]
         [--set KEY=VALUE]... [--record N] [--reuse-port]
+
+Bedrock checks SigV4 signatures against the ``--aws-*`` test credentials (default
+:class:`~bench.fakes.sigv4.AwsTestCredentials`); Vertex's ``--api-key`` is the access
+token and ``--gcp-project``/``--gcp-location`` the project and location it serves.
 
 ``--set`` gives default scripting keys (e.g. ``--set chunks=20 --set chunk-delay-ms=5``),
 which request headers override. ``--port 0`` picks a free port; the first line printed
@@ -19,7 +26,9 @@ import gc
 import signal
 import sys
 
+from bench.fakes.calls import DIALECTS
 from bench.fakes.script import Script, ScriptError, check_instance_name
+from bench.fakes.sigv4 import AwsTestCredentials
 from bench.fakes.upstreams import start_fake
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="fake", help="instance name, [a-z0-9]+ (default fake)")
     p.add_argument("--port", type=int, default=8300, help="listen port; 0 = any (default 8300)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--dialect", choices=("openai", "azure"), default="openai")
+    p.add_argument("--dialect", choices=DIALECTS, default="openai")
     p.add_argument("--api-key", default=None, help="the only key accepted (default: any)")
     p.add_argument(
         "--model", action="append", default=None, help="accepted model (repeatable; default any)"
@@ -44,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[=MODEL]",
         help="Azure deployment and the model it answers with (repeatable; default any)",
     )
+    default = AwsTestCredentials()
+    p.add_argument("--aws-access-key-id", default=default.access_key_id, help="Bedrock")
+    p.add_argument("--aws-secret-access-key", default=default.secret_access_key, help="Bedrock")
+    p.add_argument("--aws-region", default=default.region, help="Bedrock signing region")
+    p.add_argument("--gcp-project", default=None, help="Vertex project (default any)")
+    p.add_argument("--gcp-location", default=None, help="Vertex location (default any)")
     p.add_argument(
         "--set",
         action="append",
@@ -99,6 +114,9 @@ async def _serve(args: argparse.Namespace, defaults: Script) -> None:
         models=args.model,
         record_limit=args.record,
         reuse_port=args.reuse_port,
+        aws=AwsTestCredentials(args.aws_access_key_id, args.aws_secret_access_key, args.aws_region),
+        gcp_project=args.gcp_project,
+        gcp_location=args.gcp_location,
     )
     try:
         print(f"fake upstream {args.name} ({args.dialect}) listening on {fake.url}", flush=True)

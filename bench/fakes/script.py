@@ -18,13 +18,22 @@ Keys and their values (see :data:`KEYS`)::
     stall-after     stop after N content chunks (or N events of a raw SSE body), stay open
     hang            "1": never answer (until the client goes away)
     usage           JSON object: prompt_tokens, completion_tokens, total_tokens,
-                    cached_tokens, reasoning_tokens
-    response-model  the ``model`` field of the answer
+                    cached_tokens, cache_creation_tokens, reasoning_tokens (each dialect
+                    maps them onto its own usage fields)
+    response-model  the ``model`` field of the answer (Gemini: ``modelVersion``)
+    tool-call       a tool name: when the request declares tools, the answer calls this
+                    one (Anthropic ``tool_use``, Bedrock ``toolUse``, Gemini
+                    ``functionCall``, OpenAI ``tool_calls``) with a small JSON input
+    stream-exception  an error type sent mid-stream after the content chunks, ending the
+                    stream: Bedrock an exception frame (``:exception-type``), Anthropic an
+                    ``error`` event (e.g. ``overloaded_error``), Gemini an ``error`` chunk
+                    (a status name, e.g. ``RESOURCE_EXHAUSTED``); ignored by openai/azure
     expect-path     exact request path
     expect-query    JSON object: query parameter -> exact value, or null (must be absent)
     expect-headers  JSON object: header name -> exact value, or null (must be absent)
     expect-body     JSON object the request body must contain (deep; null = key absent)
-    expect-model    the request's model (Azure: the deployment in the path)
+    expect-model    the request's model (Azure: the deployment in the path; Bedrock,
+                    Gemini and Vertex: the model in the path)
 
 A fake built with ``defaults=Script(...)`` starts from those values; headers override.
 """
@@ -55,9 +64,17 @@ __all__ = [
 
 PREFIX = "x-fake-"
 USAGE_KEYS = frozenset(
-    {"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"}
+    {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cached_tokens",
+        "cache_creation_tokens",
+        "reasoning_tokens",
+    }
 )
 _INSTANCE = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # The response header every answer carries; a client echoing it back is not scripting.
 _IGNORED = frozenset({"instance"})
 
@@ -81,6 +98,8 @@ class Script:
     hang: bool = False
     usage: Mapping[str, int] = field(default_factory=dict)
     response_model: str | None = None
+    tool_call: str | None = None
+    stream_exception: str | None = None
     expect_path: str | None = None
     expect_query: Mapping[str, str | None] | None = None
     expect_headers: Mapping[str, str | None] | None = None
@@ -170,6 +189,13 @@ def _text(value: str) -> str:
     return value
 
 
+def _name(value: str) -> str:
+    name = value.strip()
+    if not _NAME.fullmatch(name):
+        raise ScriptError(f"expected a name of [A-Za-z0-9_.-], got {value!r}")
+    return name
+
+
 def _base64(value: str) -> bytes:
     try:
         return base64.b64decode(value.strip(), validate=True)
@@ -224,6 +250,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "hang": ("hang", _flag),
     "usage": ("usage", _usage),
     "response-model": ("response_model", _text),
+    "tool-call": ("tool_call", _name),
+    "stream-exception": ("stream_exception", _name),
     "expect-path": ("expect_path", _text),
     "expect-query": ("expect_query", _expect_map),
     "expect-headers": ("expect_headers", _expect_map),

@@ -6,6 +6,19 @@ async with fake_upstreams(["a", "b"], dialect="openai") as fakes:
     assert fakes["a"].requests[-1].json["model"] == "gpt-4o"
     fakes["a"].defaults = Script(status=503)  # script without headers
     fakes["a"].clear()
+
+Dialects: ``openai``, ``azure``, ``anthropic``, ``bedrock``, ``gemini``, ``vertex``.
+Per-dialect parameters:
+
+- ``api_key``: the credential the client must present (see :func:`build_fake_app`);
+  for ``vertex`` it is the OAuth access token (``Authorization: Bearer``);
+- ``aws`` (bedrock): the :class:`AwsTestCredentials` (access key id, secret, region,
+  optional session token) requests must be SigV4-signed with for service ``bedrock``;
+  ``None`` uses ``AwsTestCredentials()``, whose values ``fake.aws`` gives back;
+- ``gcp_project``/``gcp_location`` (vertex): the project and location the path must
+  name (else 403 ``PERMISSION_DENIED``); ``None`` accepts any;
+- ``models``: the models accepted (the body's ``model``, or the path's for Bedrock,
+  Gemini and Vertex); ``None`` accepts any.
 """
 
 from __future__ import annotations
@@ -15,10 +28,11 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from bench.fakes.admission import Dialect
 from bench.fakes.app import FAKE_STATE, FakeState, build_fake_app
+from bench.fakes.calls import Dialect
 from bench.fakes.recording import RecordedRequest
 from bench.fakes.script import Script
+from bench.fakes.sigv4 import AwsTestCredentials
 
 __all__ = ["FakeUpstream", "FakeUpstreams", "fake_upstreams", "start_fake"]
 
@@ -42,6 +56,11 @@ class FakeUpstream:
     @property
     def dialect(self) -> Dialect:
         return self._state.config.dialect
+
+    @property
+    def aws(self) -> AwsTestCredentials | None:
+        """Bedrock: the credentials requests must be signed with."""
+        return self._state.config.aws
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -118,6 +137,9 @@ async def start_fake(
     models: Sequence[str] | None = None,
     record_limit: int | None = None,
     reuse_port: bool = False,
+    aws: AwsTestCredentials | None = None,
+    gcp_project: str | None = None,
+    gcp_location: str | None = None,
 ) -> FakeUpstream:
     """Build and serve one fake; ``port=0`` picks a free port. ``close()`` stops it."""
     app = build_fake_app(
@@ -128,6 +150,9 @@ async def start_fake(
         deployments=deployments,
         models=models,
         record_limit=record_limit,
+        aws=aws,
+        gcp_project=gcp_project,
+        gcp_location=gcp_location,
     )
     # handler_cancellation: a hung or stalled handler ends as soon as its client leaves.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.25)
@@ -156,6 +181,9 @@ async def fake_upstreams(
     api_key: str | None = None,
     deployments: Mapping[str, str] | None = None,
     models: Sequence[str] | None = None,
+    aws: AwsTestCredentials | None = None,
+    gcp_project: str | None = None,
+    gcp_location: str | None = None,
 ) -> AsyncIterator[FakeUpstreams]:
     """Serve one fake per name on ephemeral ports for the duration of the block."""
     if len(set(names)) != len(names):
@@ -171,6 +199,9 @@ async def fake_upstreams(
                 api_key=api_key,
                 deployments=deployments,
                 models=models,
+                aws=aws,
+                gcp_project=gcp_project,
+                gcp_location=gcp_location,
             )
         yield FakeUpstreams(started)
     finally:

@@ -91,14 +91,46 @@ class OpenAIStreamTap:
         self._decoder = SSEDecoder()
         self._rename_to = client_model
         self._hide_usage = hide_usage
+        self._tail = b""
+        self._slow = client_model is not None
+        """Event-by-event work is needed only to rename; otherwise whole runs of complete
+        events are forwarded as they are and only a usage payload is parsed."""
         self.usage: Usage | None = None
         self.model: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._relay(self._decoder.feed(chunk))
+        if self._slow:
+            return self._relay(self._decoder.feed(chunk))
+        buf = self._tail + chunk if self._tail else chunk
+        if b"\r" in buf:  # CR line endings: hand everything to the full decoder
+            self._slow, self._tail = True, b""
+            return self._relay(self._decoder.feed(buf))
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self._tail = buf
+            return b""
+        complete, self._tail = buf[: cut + 2], buf[cut + 2 :]
+        if self.model is None:
+            self._find_model(complete)
+        mentions = complete.count(b'"usage"')
+        if mentions and mentions != complete.count(b'"usage":null') + complete.count(
+            b'"usage": null'
+        ):
+            return self._relay(self._decoder.feed(complete))
+        return complete
 
     def close(self) -> bytes:
-        return self._relay(self._decoder.flush())
+        tail, self._tail = self._tail, b""
+        out = self._relay(self._decoder.feed(tail)) if tail else b""
+        return out + self._relay(self._decoder.flush())
+
+    def _find_model(self, data: bytes) -> None:
+        m = _MODEL_FIELD.search(data)
+        if m:
+            try:
+                self.model = jsonutil.loads(b"{" + m.group(0) + b"}")["model"]
+            except (ValueError, KeyError):
+                pass
 
     def _relay(self, events: list[Any]) -> bytes:
         out = []
@@ -106,12 +138,7 @@ class OpenAIStreamTap:
             data = ev.data
             raw = ev.raw
             if self.model is None and data.startswith(b"{"):
-                m = _MODEL_FIELD.search(data)
-                if m:
-                    try:
-                        self.model = jsonutil.loads(b"{" + m.group(0) + b"}")["model"]
-                    except (ValueError, KeyError):
-                        pass
+                self._find_model(data)
             if b'"usage"' in data and b'"usage":null' not in data and b'"usage": null' not in data:
                 try:
                     obj = jsonutil.loads(data)

@@ -82,3 +82,20 @@ async def test_serves_until_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_provider_dialect_flags_parse() -> None:
+    from bench.fakes.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--dialect", "bedrock", "--aws-access-key-id", "AKIA1", "--aws-region", "eu-west-1"]
+    )
+    assert (args.dialect, args.aws_access_key_id, args.aws_region) == (
+        "bedrock",
+        "AKIA1",
+        "eu-west-1",
+    )
+    args = build_parser().parse_args(["--dialect", "vertex", "--gcp-project", "p"])
+    assert (args.gcp_project, args.gcp_location) == ("p", None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--dialect", "cohere"])

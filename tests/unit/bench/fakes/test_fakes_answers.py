@@ -90,7 +90,12 @@ def test_stall_index_counts_content_chunks() -> None:
     assert answers.stall_index(Generation("text", "m", tokens=5), 2) == 2
 
 
-@given(st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"")), max_size=6))
+@given(
+    st.lists(
+        st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+        max_size=6,
+    )
+)
 def test_sse_events_cut_after_blank_lines(datas: list[bytes]) -> None:
     body = b"".join(b"data: " + d + b"\n\n" for d in datas) + b"data: tail"
     events = answers.sse_events(body)

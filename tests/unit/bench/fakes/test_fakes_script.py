@@ -56,6 +56,9 @@ def test_echoed_instance_header_is_not_scripting() -> None:
         ("hang", "false", "hang", False),
         ("usage", '{"prompt_tokens": 7, "cached_tokens": 3}', "usage", {"prompt_tokens": 7, "cached_tokens": 3}),
         ("response-model", "gpt-x", "response_model", "gpt-x"),
+        ("tool-call", "get_weather", "tool_call", "get_weather"),
+        ("stream-exception", "throttlingException", "stream_exception", "throttlingException"),
+        ("usage", '{"cache_creation_tokens": 4}', "usage", {"cache_creation_tokens": 4}),
         ("expect-path", "/v1/x", "expect_path", "/v1/x"),
         ("expect-query", '{"api-version": "1", "x": null}', "expect_query", {"api-version": "1", "x": None}),
         ("expect-headers", '{"api-key": null}', "expect_headers", {"api-key": None}),
@@ -86,6 +89,9 @@ def test_each_key_parses(key: str, value: str, field: str, expected: Any) -> Non
         ("usage", '{"bogus": 1}'),
         ("expect-headers", '{"a": 1}'),
         ("expect-body", "not json"),
+        ("tool-call", "bad name!"),
+        ("tool-call", ""),
+        ("stream-exception", "a b"),
     ],
 )
 def test_bad_values_name_the_header(key: str, value: str) -> None:
@@ -101,7 +107,7 @@ def test_unknown_scripting_headers_are_errors(header: str) -> None:
 
 def test_reserved_and_malformed_instance_names() -> None:
     assert check_instance_name("openai1") == "openai1"
-    for bad in ("chunk", "expect", "A", "a-b", ""):
+    for bad in ("chunk", "expect", "tool", "stream", "A", "a-b", ""):
         with pytest.raises(ValueError):
             check_instance_name(bad)
 
@@ -142,6 +148,8 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "usage": st.dictionaries(st.sampled_from(["prompt_tokens", "cached_tokens"]), st.integers(0, 10**6)),
     "expect_body": st.dictionaries(st.text("abc", min_size=1), st.none() | st.integers(-(2**53), 2**53) | st.text()),
     "expect_model": st.text("abc-./", min_size=1),
+    "tool_call": st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True),
+    "stream_exception": st.sampled_from(["throttlingException", "overloaded_error", "UNAVAILABLE"]),
 }  # fmt: skip
 
 
