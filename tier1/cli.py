@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -24,7 +25,17 @@ from tier1.runtime import build_runtime
 from tier1.settings import Tier1Settings
 
 
+def _lean_logging() -> None:
+    """One access-log line per request: skip what the format never prints (the logging
+    HOWTO's "Optimization" section): caller lookup, thread and process names."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def _serve(node: NodeSettings, settings: Tier1Settings) -> None:
+    _lean_logging()
     def app_factory(agent: ConfigAgent[Any]) -> Any:
         return build_app(agent, settings)
 

@@ -5,6 +5,8 @@ One registry per process (on the app), shared with the config agent's metrics.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # bucket bounds recommended by the OTel GenAI semantic conventions
@@ -69,8 +71,12 @@ GENAI = [
 ]
 
 
+MAX_CACHED_CHILDREN = 10_000
+
+
 class Tier1Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.tokens = Histogram(
             "gen_ai_client_token_usage",
             "Tokens used per request, by token type",
@@ -123,3 +129,14 @@ class Tier1Metrics:
             buckets=OVERHEAD_BUCKETS,
             registry=registry,
         )
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, memoized: prometheus_client's own lookup takes a lock
+        and validates the labels on every call, which shows on the request path."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = metric.labels(*values)
+            if len(self._children) < MAX_CACHED_CHILDREN:
+                self._children[key] = found
+        return found

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,12 +229,12 @@ class Proxy:
             if not isinstance(result, Failure):
                 return result
             last = result
-            self.metrics.attempts.labels(backend.name, result.outcome).inc()
+            self.metrics.child(self.metrics.attempts, backend.name, result.outcome).inc()
             now = self.clock.monotonic()
             if result.outcome != "overflow" and self.health.failure(
                 backend.name, backend.spec.outlier, now
             ):
-                self.metrics.cooldown.labels(backend.name).set(1)
+                self.metrics.child(self.metrics.cooldown, backend.name).set(1)
                 log.warning(
                     "backend %s cooling down for %.0fs after repeated failures",
                     backend.name,
@@ -409,8 +409,8 @@ class Proxy:
         self, ctx: Context, backend: BackendRuntime, usage: Usage | None, model: str | None
     ) -> None:
         self.health.success(backend.name)
-        self.metrics.attempts.labels(backend.name, "success").inc()
-        self.metrics.cooldown.labels(backend.name).set(0)
+        self.metrics.child(self.metrics.attempts, backend.name, "success").inc()
+        self.metrics.child(self.metrics.cooldown, backend.name).set(0)
         ctx.status, ctx.usage, ctx.response_model = 200, usage, model
 
     async def _relay(
@@ -495,26 +495,26 @@ class Proxy:
         response_model = ctx.response_model or ""
         op = _OPERATIONS[p.endpoint]
         m = self.metrics
-        m.requests.labels(ctx.route.name, backend, str(ctx.status)).inc()
-        m.duration.labels(op, provider, p.model, response_model, ctx.error_type).observe(elapsed)
+        m.child(m.requests, ctx.route.name, backend, str(ctx.status)).inc()
+        m.child(m.duration, op, provider, p.model, response_model, ctx.error_type).observe(elapsed)
         m.overhead.observe(max(0.0, elapsed - ctx.upstream_wait_s))
         u = ctx.usage
         if u is not None and ctx.status == 200:
             tokens = m.tokens
-            tokens.labels(op, provider, p.model, response_model, "input").observe(u.input)
-            tokens.labels(op, provider, p.model, response_model, "output").observe(u.output)
+            m.child(tokens, op, provider, p.model, response_model, "input").observe(u.input)
+            m.child(tokens, op, provider, p.model, response_model, "output").observe(u.output)
             if u.cached_input:
-                tokens.labels(op, provider, p.model, response_model, "cached_input").observe(
+                m.child(tokens, op, provider, p.model, response_model, "cached_input").observe(
                     u.cached_input
                 )
             if u.reasoning:
-                tokens.labels(op, provider, p.model, response_model, "reasoning").observe(
+                m.child(tokens, op, provider, p.model, response_model, "reasoning").observe(
                     u.reasoning
                 )
         if ctx.first_byte_s is not None:
-            m.ttft.labels(op, provider, p.model, response_model).observe(ctx.first_byte_s)
+            m.child(m.ttft, op, provider, p.model, response_model).observe(ctx.first_byte_s)
             if u is not None and u.output > 1:
-                m.tpot.labels(op, provider, p.model, response_model).observe(
+                m.child(m.tpot, op, provider, p.model, response_model).observe(
                     (elapsed - ctx.first_byte_s) / (u.output - 1)
                 )
         if access_log.isEnabledFor(logging.INFO):
@@ -551,7 +551,7 @@ class Proxy:
 def new_request_id(given: str | None) -> str:
     if given and len(given) <= 128 and given.isprintable() and " " not in given:
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

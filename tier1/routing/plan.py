@@ -40,6 +40,13 @@ def attempts(
     available: Callable[[str], bool],
     rng: random.Random,
 ) -> Iterator[Candidate[T]]:
+    if len(candidates) == 1:  # the common route: one backend, maybe retried
+        only = candidates[0]
+        for n in range(max_attempts):
+            if n and not available(only.name):  # a retry, but it is cooling down now
+                return
+            yield only
+        return
     groups: dict[int, list[Candidate[T]]] = {}
     for c in candidates:
         groups.setdefault(c.priority, []).append(c)
