@@ -35,6 +35,9 @@ def _lean_logging() -> None:
 
 
 def _serve(node: NodeSettings, settings: Tier1Settings) -> None:
+    if not logging.getLogger().handlers:  # a spawned worker starts with no logging set up
+        level = os.environ.get("STRATA_LOG_LEVEL", "INFO").upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _lean_logging()
     def app_factory(agent: ConfigAgent[Any]) -> Any:
         return build_app(agent, settings)
