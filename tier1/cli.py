@@ -39,6 +39,7 @@ def _serve(node: NodeSettings, settings: Tier1Settings) -> None:
         level = os.environ.get("STRATA_LOG_LEVEL", "INFO").upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _lean_logging()
+
     def app_factory(agent: ConfigAgent[Any]) -> Any:
         return build_app(agent, settings)
 
