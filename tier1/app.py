@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
 
 from common.clock import Clock, SystemClock
 from common.configsync.agent import ConfigAgent
+from tier1.accesslog import AccessLog, BufferedAccessLog, LoggingAccessLog, NoAccessLog
+from tier1.auth.jwt import JwtVerifier
 from tier1.http.handlers import add_routes
 from tier1.http.middleware import errors
 from tier1.keys import PROXY, SETTINGS
@@ -32,25 +35,46 @@ def build_app(
     settings = settings or Tier1Settings()
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    metrics = Tier1Metrics(agent.registry)
-    health = BackendHealth()
+    # built now, completed at startup: the app's state is fixed before it starts
+    proxy = Proxy(
+        None,
+        Tier1Metrics(agent.registry),
+        quota or NoQuota(),
+        clock or SystemClock(),
+        health=BackendHealth(),
+        rng=rng,
+        log_bodies=settings.log_bodies,
+        jwt=JwtVerifier(settings.jwt) if settings.jwt else None,
+    )
+    app[PROXY] = proxy
+
+    async def access_log(app: web.Application) -> AsyncIterator[None]:
+        sink, opened = _access_log(settings.access_log)
+        proxy.access_log = sink
+        await sink.start()
+        yield
+        await sink.close()
+        if opened is not None:
+            opened.close()
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(
-            limit=settings.upstream_connections, ttl_dns_cache=60, enable_cleanup_closed=True
-        )
+        connector = aiohttp.TCPConnector(limit=settings.upstream_connections, ttl_dns_cache=60)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
-            app[PROXY] = Proxy(
-                session,
-                metrics,
-                quota or NoQuota(),
-                clock or SystemClock(),
-                health=health,
-                rng=rng,
-                log_bodies=settings.log_bodies,
-            )
+            proxy.session = session
             yield
 
+    app.cleanup_ctx.append(access_log)
     app.cleanup_ctx.append(upstream_session)
     add_routes(app)
     return app
+
+
+def _access_log(where: str) -> tuple[AccessLog, BinaryIO | None]:
+    if where == "logging":
+        return LoggingAccessLog(), None
+    if where == "off":
+        return NoAccessLog(), None
+    if where in ("stderr", "stdout"):
+        return BufferedAccessLog(getattr(sys, where).buffer), None
+    stream = open(where, "ab")
+    return BufferedAccessLog(stream), stream

@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-bodies", action="store_true", help="log request bodies (debugging only)"
     )
+    parser.add_argument(
+        "--access-log",
+        default=os.environ.get("STRATA_ACCESS_LOG", "stderr"),
+        help="stderr (default), stdout, a file path, logging (through Python logging) or off",
+    )
     jwt = parser.add_argument_group("JWT authentication (optional; API keys keep working)")
     jwt.add_argument(
         "--jwt-jwks-file", help="JWKS file with the token signing keys (re-read on change)"
@@ -107,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     settings = Tier1Settings(
-        max_body_bytes=args.max_body_bytes, log_bodies=args.log_bodies, jwt=_jwt(args)
+        max_body_bytes=args.max_body_bytes,
+        log_bodies=args.log_bodies,
+        jwt=_jwt(args),
+        access_log=args.access_log,
     )
     node = settings_from_args(args, "tier1")
     if args.workers == 1:

@@ -25,6 +25,7 @@ from common import jsonutil
 from common.clock import Clock
 from common.config import BackendSchema, Consumer
 from common.errors import GatewayError, UpstreamError
+from tier1.accesslog import AccessLog
 from tier1.auth.jwt import JwtVerifier
 from tier1.metrics import Tier1Metrics
 from tier1.providers.base import (
@@ -41,7 +42,6 @@ from tier1.routing.plan import attempts
 from tier1.runtime import BackendRuntime, RouteRuntime, SigningSpec
 from tier1.upstream.signing import Signer, make_signer
 
-access_log = logging.getLogger("strata.access")
 log = logging.getLogger(__name__)
 
 _CONNECT_ERRORS = (
@@ -171,7 +171,9 @@ class Proxy:
         rng: random.Random | None = None,
         log_bodies: bool = False,
         jwt: JwtVerifier | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
+        self.access_log = access_log
         self.jwt = jwt
         self._signers: dict[str, Signer] = {}
         self._session = session
@@ -517,7 +519,7 @@ class Proxy:
                 m.child(m.tpot, op, provider, p.model, response_model).observe(
                     (elapsed - ctx.first_byte_s) / (u.output - 1)
                 )
-        if access_log.isEnabledFor(logging.INFO):
+        if self.access_log is not None:
             line: dict[str, Any] = {
                 "request_id": ctx.request_id,
                 "consumer": ctx.consumer.name,
@@ -545,7 +547,7 @@ class Proxy:
                 line["error"] = ctx.error_type
             if self.log_bodies:
                 line["request_body"] = p.raw.decode("utf-8", errors="replace")
-            access_log.info(jsonutil.dumps_str(line))
+            self.access_log.write(line)
 
 
 def new_request_id(given: str | None) -> str:

@@ -15,5 +15,8 @@ class Tier1Settings:
     """Put request bodies in the access log (debugging only: prompts are private)."""
     upstream_connections: int = 1000
     """Open connections to all upstreams together."""
+    access_log: str = "logging"
+    """Where access-log lines go: `logging` (the strata.access logger), `stderr` or
+    `stdout` (buffered, flushed every 0.25 s: the fast choice), a file path, or `off`."""
     jwt: JwtSettings | None = None
     """When set, bearer tokens that are JWTs are verified and name the consumer."""
