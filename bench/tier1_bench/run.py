@@ -774,7 +774,8 @@ def _count_access_lines(log: Path | None) -> int | None:
     try:
         with open(log, "rb") as f:
             for line in f:
-                if b"strata.access" in line:
+                # the buffered sink writes bare JSON lines; the logging sink prefixes them
+                if b'"request_id"' in line:
                     n += 1
     except OSError:
         return None

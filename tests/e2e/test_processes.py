@@ -359,4 +359,12 @@ def test_tier1_workers_serve_and_drain_streams_on_sigterm(stack: Stack, tmp_path
     assert result["status"] == 200 and b"data: [DONE]" in result["body"]  # type: ignore[operator]
     assert tier1.wait(15) == 0
     stack.procs.pop("tier1")
+    access = [
+        jsonutil.loads(line)
+        for line in (tmp_path / "ctl-e2e-tier1.log").read_bytes().splitlines()
+        if line.startswith(b'{"request_id"')
+    ]
+    assert len(access) >= 21 and {a["status"] for a in access} == {
+        200
+    }  # every worker's lines, flushed
     assert _post(url, body, auth, timeout=2)[0] == 0  # no longer accepting
