@@ -9,10 +9,14 @@ virtual: 8 pods in the discrete-event simulator, shared-prefix multi-turn chat f
     speed-up over real time and simulated requests per wall second. Runs pinned to
     ``--sim-cpu``.
 real: one ``python -m bench.vllmsim`` process serving 3 pods (pinned to ``--sim-cpu``
-    with taskset), loaded from this process (pinned to ``--load-cpu``) with Poisson
-    streaming chat requests at ``--real-rate``/s for ``--real-seconds``. Reports the p99
-    lateness of token release against the engine schedule (the pods measure it), the
-    simulator's CPU seconds per request, and client-side TTFT.
+    with taskset), loaded from this process (pinned to ``--load-cpu``, a lean client in
+    :mod:`bench.vllmsim.loadgen`) with Poisson streaming chat requests at
+    ``--real-rate``/s for ``--real-seconds``. Reports the lateness of every token (from
+    its step's scheduled end to the moment its bytes reached the transport; the pods
+    measure it; the worst pod's quantile is shown), the simulator's CPU per request and
+    per token, the client's own CPU and event-loop lag (it must not be the bottleneck),
+    engine vs client TTFT, and CPU used meanwhile by other processes and by the
+    hypervisor (steal): on a shared or virtual machine those set the floor of the jitter.
 
 Prints one JSON document and then a one-line summary.
 """
@@ -22,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -34,8 +37,9 @@ import aiohttp
 import orjson
 
 from bench.vllmsim.des import LeastLoadedRouter, Simulation
+from bench.vllmsim.loadgen import host_cpu, run_load
 from bench.vllmsim.server import SimConfig
-from bench.vllmsim.workload import ChatWorkload, random_text
+from bench.vllmsim.workload import ChatWorkload
 
 __all__ = ["main", "run_real", "run_virtual"]
 
@@ -96,67 +100,6 @@ def _free_ports(n: int) -> int:
     raise RuntimeError("no free port range")
 
 
-async def _one_stream(
-    session: aiohttp.ClientSession, url: str, body: bytes, out: dict[str, list[float]]
-) -> None:
-    t0 = time.perf_counter()
-    first = None
-    try:
-        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
-            if r.status != 200:
-                out["errors"].append(1.0)
-                return
-            async for line in r.content:
-                if first is None and line.startswith(b"data: {") and b'"content":""' not in line:
-                    first = time.perf_counter() - t0
-    except aiohttp.ClientError:
-        out["errors"].append(1.0)
-        return
-    if first is not None:
-        out["ttft"].append(first)
-    out["e2e"].append(time.perf_counter() - t0)
-
-
-async def _load(
-    urls: list[str], rate: float, seconds: float, max_tokens: int, seed: int
-) -> dict[str, list[float]]:
-    rng = random.Random(seed)
-    systems = [random_text(rng, 600) for _ in range(6)]
-    out: dict[str, list[float]] = {"ttft": [], "e2e": [], "errors": []}
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as session:
-        tasks: list[asyncio.Task[None]] = []
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        t = 0.0
-        i = 0
-        while True:
-            t += rng.expovariate(rate)
-            if t >= seconds:
-                break
-            delay = start + t - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            body = orjson.dumps(
-                {
-                    "model": "sim-llama-8b",
-                    "messages": [
-                        {"role": "system", "content": rng.choice(systems)},
-                        {"role": "user", "content": random_text(rng, 50)},
-                    ],
-                    "max_tokens": max_tokens,
-                    "stream": True,
-                    "stream_options": {"include_usage": True},
-                }
-            )
-            url = urls[i % len(urls)] + "/v1/chat/completions"
-            tasks.append(asyncio.create_task(_one_stream(session, url, body, out)))
-            i += 1
-        await asyncio.gather(*tasks)
-    out["sent"] = [float(i)]
-    return out
-
-
 async def _stats(urls: list[str], reset: bool = False) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as s:
         res = []
@@ -164,6 +107,17 @@ async def _stats(urls: list[str], reset: bool = False) -> list[dict[str, Any]]:
             async with s.get(u + "/sim/stats" + ("?reset=1" if reset else "")) as r:
                 res.append(await r.json())
         return res
+
+
+def _q(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+
+def _ms(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(1000 * v, nd)
 
 
 async def run_real(
@@ -188,17 +142,31 @@ async def run_real(
             for _ in range(pods):
                 await proc.stdout.readline()
         before = await _stats(urls, reset=True)
-        load = await _load(urls, rate, seconds, max_tokens, seed)
+        host0 = host_cpu()
+        load = await run_load(urls, rate, seconds, max_tokens, seed)
+        host1 = host_cpu()
         after = await _stats(urls)
     finally:
         proc.terminate()
         await proc.wait()
-    sent = int(load["sent"][0])
+    sent = load.sent
     cpu = after[0]["process_cpu_s"] - before[0]["process_cpu_s"]
-    tokens = sum(
-        a["generation_tokens"] - b["generation_tokens"] for a, b in zip(after, before, strict=True)
-    )
-    ttft = sorted(load["ttft"])
+
+    def delta(key: str) -> float:
+        return float(sum(a[key] - b[key] for a, b in zip(after, before, strict=True)))
+
+    tokens = int(delta("generation_tokens"))
+    ttft_n = delta("engine_ttft_count")
+    late = [a["lateness_s"] for a in after]
+    ok = len(load.e2e)
+    other = steal = core_ms = None
+    if host0 is not None and host1 is not None:
+        host = host1 - host0
+        other = round(max(0.0, host.busy_s - cpu - load.cpu_s) / load.wall_s, 3)
+        steal = round(host.steal_s / load.wall_s, 3)
+        if pinned and sim_cpu is not None and sim_cpu < len(host.cpu_busy_s):
+            # the simulator's core, kernel softirq work for its sockets included
+            core_ms = round(1000 * host.cpu_busy_s[sim_cpu] / max(1, sent), 3)
     return {
         "pods": pods,
         "simulator_pinned_cpu": sim_cpu if pinned else None,
@@ -209,25 +177,51 @@ async def run_real(
         "seconds": seconds,
         "max_tokens": max_tokens,
         "requests_sent": sent,
-        "requests_ok": len(load["e2e"]),
-        "errors": len(load["errors"]),
+        "requests_ok": ok,
+        "errors": load.errors,
         "generated_tokens": tokens,
-        "token_release_lateness_p50_ms": round(
-            1000 * max(a["lateness_s"]["p50"] for a in after), 3
-        ),
-        "token_release_lateness_p99_ms": round(
-            1000 * max(a["lateness_s"]["p99"] for a in after), 3
-        ),
-        "token_release_lateness_max_ms": round(
-            1000 * max(a["lateness_s"]["max"] for a in after), 3
-        ),
+        # per token, when its bytes reached the transport, vs its step's scheduled end
+        "token_release_lateness_p50_ms": _ms(max(x["p50"] for x in late)),
+        "token_release_lateness_p90_ms": _ms(max(x["p90"] for x in late)),
+        "token_release_lateness_p99_ms": _ms(max(x["p99"] for x in late)),
+        "token_release_lateness_p999_ms": _ms(max(x["p999"] for x in late)),
+        "token_release_lateness_max_ms": _ms(max(x["max"] for x in late)),
+        "token_release_lateness_p99_per_pod_ms": [_ms(x["p99"]) for x in late],
+        "tokens_measured": sum(int(x["tokens"]) for x in late),
+        "tokens_fast_path": sum(int(x["fast_tokens"]) for x in late),
+        "tokens_slow_path": sum(int(x["slow_tokens"]) for x in late),
+        "stream_handovers": sum(int(x["handovers"]) for x in late),
+        # the client received one SSE event per token: role + tokens + usage + [DONE]
+        "client_token_events": load.events - 3 * ok,
+        "client_usage_tokens": load.usage_tokens,
         "sim_cpu_s": round(cpu, 3),
         "sim_cpu_ms_per_request": round(1000 * cpu / max(1, sent), 3),
-        "sim_cpu_utilisation": round(cpu / seconds, 3),
-        "client_ttft_p50_ms": round(1000 * ttft[len(ttft) // 2], 1) if ttft else None,
-        "client_ttft_p99_ms": round(1000 * ttft[int(len(ttft) * 0.99)], 1) if ttft else None,
-        "client_e2e_mean_s": round(statistics.mean(load["e2e"]), 3) if load["e2e"] else None,
+        "sim_cpu_us_per_token": round(1e6 * cpu / max(1, tokens), 2),
+        "sim_cpu_utilisation": round(cpu / load.wall_s, 3),
+        "sim_core_busy_ms_per_request": core_ms,
+        "load_cpu_utilisation": round(load.cpu_s / load.wall_s, 3),
+        "load_loop_lag_p99_ms": _ms(_q(load.loop_lag, 0.99)),
+        "other_processes_cpu": other,
+        "hypervisor_steal_cpu": steal,
+        "engine_ttft_mean_ms": round(1000 * delta("engine_ttft_sum_s") / ttft_n, 1)
+        if ttft_n
+        else None,
+        "client_ttft_mean_ms": _ms(statistics.mean(load.ttft), 1) if load.ttft else None,
+        "client_ttft_p50_ms": _ms(_q(load.ttft, 0.5), 1),
+        "client_ttft_p99_ms": _ms(_q(load.ttft, 0.99), 1),
+        "client_e2e_mean_s": round(statistics.mean(load.e2e), 3) if load.e2e else None,
+        "wall_s": round(load.wall_s, 2),
     }
+
+
+def _runner() -> asyncio.Runner:
+    """An asyncio runner on uvloop when available (the load generator's event loop)."""
+    try:
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.Runner()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,20 +261,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode in ("real", "both"):
         if ncpu > 1:
             _pin(load_cpu)
-        r = asyncio.run(
-            run_real(
-                pods=args.real_pods,
-                rate=args.real_rate,
-                seconds=args.real_seconds,
-                max_tokens=args.max_tokens,
-                sim_cpu=sim_cpu,
-                seed=args.seed,
+        with _runner() as runner:
+            r = runner.run(
+                run_real(
+                    pods=args.real_pods,
+                    rate=args.real_rate,
+                    seconds=args.real_seconds,
+                    max_tokens=args.max_tokens,
+                    sim_cpu=sim_cpu,
+                    seed=args.seed,
+                )
             )
-        )
         result["real"] = r
         summary.append(
             f"real: {r['pods']} pods @ {r['offered_rate_rps']:.0f} rps, token lateness p99 "
             f"{r['token_release_lateness_p99_ms']} ms, {r['sim_cpu_ms_per_request']} ms CPU/request"
+            f" (p50 {r['token_release_lateness_p50_ms']} ms, load CPU "
+            f"{r['load_cpu_utilisation']}, steal {r['hypervisor_steal_cpu']}, "
+            f"other {r['other_processes_cpu']})"
         )
     text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
     print(text)

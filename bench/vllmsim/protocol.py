@@ -279,6 +279,21 @@ class StreamFormatter:
             + b',"stop_reason":null}]}\n\n'
         )
 
+    def token_frame(self, *, chunked: bool) -> tuple[bytes, int]:
+        """A ``%``-template for a non-final token event, ready for the wire.
+
+        ``template % (size, json_text)`` (chunked) or ``template % json_text`` gives the
+        bytes of ``token_chunk(text)`` where ``json_text`` is ``orjson.dumps(text)`` and
+        ``size = fixed + len(json_text)`` is its length, framed as one HTTP/1.1 chunk.
+        """
+        before, after = self.token_chunk("").split(b'""', 1)
+        fixed = len(before) + len(after)
+        before = before.replace(b"%", b"%%")
+        after = after.replace(b"%", b"%%")
+        if chunked:
+            return b"%x\r\n" + before + b"%b" + after + b"\r\n", fixed
+        return before + b"%b" + after, fixed
+
     def usage_chunk(self, usage: dict[str, Any]) -> bytes:
         return (
             b"data: "

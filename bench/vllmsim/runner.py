@@ -95,10 +95,11 @@ class EmissionStats:
             return 0.0
         rank = min(self.count - 1, int(q * self.count))
         seen = 0
+        last = len(self.buckets) - 1
         for i, c in enumerate(self.buckets):
             seen += c
             if seen > rank:
-                return min(self.max, (i + 1) * self.RESOLUTION_S)
+                return self.max if i == last else min(self.max, (i + 1) * self.RESOLUTION_S)
         return self.max  # pragma: no cover - the counts always reach rank
 
     def clear(self) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_writer import HttpVersion11
@@ -55,6 +56,19 @@ def text_of(req: Request, pieces: list[str] | None, start: int, end: int) -> str
     return tokenizer.decode_pseudo(req.planned[start:end])
 
 
+_PIECE_JSON: dict[int, bytes] = {}
+"""JSON string of each pseudo-word token (a vocabulary of about a hundred words)."""
+
+
+def _piece_json(token_id: int) -> bytes:
+    js = _PIECE_JSON.get(token_id)
+    if js is None:
+        js = orjson.dumps(tokenizer.pseudo_piece(token_id))
+        if len(_PIECE_JSON) < 65536:
+            _PIECE_JSON[token_id] = js
+    return js
+
+
 class StreamSink:
     """One streaming request's writer on the step loop (see the module docstring)."""
 
@@ -70,6 +84,8 @@ class StreamSink:
         "sent",
         "stall_at",
         "stats",
+        "template",
+        "template_fixed",
         "transport",
         "writer",
     )
@@ -90,6 +106,7 @@ class StreamSink:
         self.high_water = transport.get_write_buffer_limits()[1]
         """Above this many buffered bytes the transport pauses writing (and so do we)."""
         self.fmt = fmt
+        self.template, self.template_fixed = fmt.token_frame(chunked=chunked)
         self.pieces = pieces
         self.stall_at = stall_at
         self.stats = stats
@@ -121,10 +138,17 @@ class StreamSink:
             self._handover(target)
             return
         done = req.status is _FINISHED
-        chunk = self.fmt.token_chunk(
-            text_of(req, self.pieces, sent, n), req.finish_reason if done else None
-        )
-        data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
+        if done or self.pieces is not None or n - sent != 1:
+            chunk = self.fmt.token_chunk(
+                text_of(req, self.pieces, sent, n), req.finish_reason if done else None
+            )
+            data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
+        else:  # the common case: one pseudo word, from the pre-built template
+            js = _piece_json(req.planned[sent])
+            if self.chunked:
+                data = self.template % (self.template_fixed + len(js), js)
+            else:
+                data = self.template % js
         try:
             transport.write(data)
         except Exception:  # a dead connection must not stop the step loop
