@@ -128,12 +128,21 @@ async def run_real(
     max_tokens: int = 128,
     sim_cpu: int | None = 0,
     seed: int = 0,
+    spin_ms: float = 0.0,
 ) -> dict[str, Any]:
     base = _free_ports(pods)
     cmd = [sys.executable, "-m", "bench.vllmsim", "--pods", str(pods), "--port", str(base)]
+    probe = [sys.executable, "-m", "bench.vllmsim.loadgen", "--timer-floor", "5"]
+    if spin_ms:
+        cmd += ["--spin-ms", str(spin_ms)]
+        probe += ["--spin-ms", str(spin_ms)]
     pinned = sim_cpu is not None and shutil.which("taskset") is not None
     if pinned:
         cmd = ["taskset", "-c", str(sim_cpu), *cmd]
+        probe = ["taskset", "-c", str(sim_cpu), *probe]
+    # the machine's floor first: how late an idle event loop on that core wakes up
+    floor_proc = await asyncio.create_subprocess_exec(*probe, stdout=asyncio.subprocess.PIPE)
+    floor = orjson.loads((await floor_proc.communicate())[0])
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
     urls = [f"http://127.0.0.1:{base + i}" for i in range(pods)]
     try:
@@ -176,6 +185,7 @@ async def run_real(
         "offered_rate_rps": rate,
         "seconds": seconds,
         "max_tokens": max_tokens,
+        "sim_spin_ms": spin_ms,
         "requests_sent": sent,
         "requests_ok": ok,
         "errors": load.errors,
@@ -187,6 +197,19 @@ async def run_real(
         "token_release_lateness_p999_ms": _ms(max(x["p999"] for x in late)),
         "token_release_lateness_max_ms": _ms(max(x["max"] for x in late)),
         "token_release_lateness_p99_per_pod_ms": [_ms(x["p99"]) for x in late],
+        # split: when each step's emission pass began, how long it took, and the share
+        # of that time the simulator's thread was on the CPU (the rest: preempted)
+        "step_start_lateness_p50_ms": _ms(max(x["step_start"]["p50"] for x in late)),
+        "step_start_lateness_p99_ms": _ms(max(x["step_start"]["p99"] for x in late)),
+        "emission_pass_p50_ms": _ms(max(x["emission_pass"]["p50"] for x in late)),
+        "emission_pass_p99_ms": _ms(max(x["emission_pass"]["p99"] for x in late)),
+        "emission_pass_cpu_share": min(
+            (round(x["emission_pass_cpu_share"], 3) for x in late if x["emission_pass_cpu_share"]),
+            default=None,
+        ),
+        "tokens_per_step": round(delta("generation_tokens") / max(1.0, delta("steps")), 1),
+        "idle_timer_floor_p50_ms": _ms(floor.get("p50")),
+        "idle_timer_floor_p99_ms": _ms(floor.get("p99")),
         "tokens_measured": sum(int(x["tokens"]) for x in late),
         "tokens_fast_path": sum(int(x["fast_tokens"]) for x in late),
         "tokens_slow_path": sum(int(x["slow_tokens"]) for x in late),
@@ -234,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-rate", type=float, default=100.0)
     p.add_argument("--real-seconds", type=float, default=20.0)
     p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument(
+        "--spin-ms", type=float, default=0.0, help="the simulator's --spin-ms (real mode)"
+    )
     p.add_argument("--sim-cpu", type=int, default=0, help="core for the simulator (-1: none)")
     p.add_argument("--load-cpu", type=int, default=1, help="core for the load generator (-1: none)")
     p.add_argument("--seed", type=int, default=0)
@@ -270,15 +296,16 @@ def main(argv: list[str] | None = None) -> int:
                     max_tokens=args.max_tokens,
                     sim_cpu=sim_cpu,
                     seed=args.seed,
+                    spin_ms=args.spin_ms,
                 )
             )
         result["real"] = r
         summary.append(
             f"real: {r['pods']} pods @ {r['offered_rate_rps']:.0f} rps, token lateness p99 "
             f"{r['token_release_lateness_p99_ms']} ms, {r['sim_cpu_ms_per_request']} ms CPU/request"
-            f" (p50 {r['token_release_lateness_p50_ms']} ms, load CPU "
-            f"{r['load_cpu_utilisation']}, steal {r['hypervisor_steal_cpu']}, "
-            f"other {r['other_processes_cpu']})"
+            f" (p50 {r['token_release_lateness_p50_ms']} ms; idle-timer floor p99 "
+            f"{r['idle_timer_floor_p99_ms']} ms; steal {r['hypervisor_steal_cpu']}, other "
+            f"{r['other_processes_cpu']}, load-generator {r['load_cpu_utilisation']} CPU)"
         )
     text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
     print(text)

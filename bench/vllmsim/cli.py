@@ -1,7 +1,7 @@
 """``strata sim``: serve N simulated vLLM pods from one process on consecutive ports.
 
     strata sim --pods 3 --port 8200 --profile gie-8b [--speed X] [--max-loras K]
-               [--faults SPEC]... [--host H] [--model NAME] [--seed N]
+               [--faults SPEC]... [--host H] [--model NAME] [--seed N] [--spin-ms MS]
 
 ``--faults`` takes ``key=value,...`` (see :mod:`bench.vllmsim.faults`) for every pod, or
 ``INDEX:key=value,...`` for one pod; it may be repeated. Runs until SIGINT or SIGTERM,
@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for output lengths and faults")
     p.add_argument(
+        "--spin-ms",
+        type=float,
+        default=0.0,
+        help="poll the event loop this many ms before each step's end instead of sleeping: "
+        "punctual tokens on VMs slow to wake an idle core, for some CPU (default 0)",
+    )
+    p.add_argument(
         "--faults",
         action="append",
         default=[],
@@ -86,21 +93,30 @@ def _pairs(text: str) -> dict[str, str]:
     return out
 
 
-GC_INTERVAL_S = 30.0
+YOUNG_GC_INTERVAL_S = 1.0
+FULL_GC_INTERVAL_S = 600.0
 
 
-async def _collect_garbage(interval_s: float) -> None:
-    """Full cyclic collections on a fixed period instead of the allocation-driven ones.
+async def _collect_garbage(young_s: float, full_s: float) -> None:
+    """Cyclic collections on a timer instead of the allocation-driven ones.
 
     Streaming makes almost no cyclic garbage (refcounting frees it), but the automatic
     collector's pauses grow with the live heap: under load, queued requests hold about a
-    million token ids in lists, and a young or full collection then stalls the event
-    loop for 5-70 ms, which shows up directly as token-emission jitter. So ``main``
-    turns automatic collection off and this task runs one full collection per period.
+    million token ids in lists, and a full collection then stalls the event loop for
+    ~100 ms, which shows up directly as token-emission jitter. So ``main`` turns
+    automatic collection off and this task collects the young generations (objects made
+    in the last second or so: a millisecond or two) every ``young_s`` and everything
+    every ``full_s``.
     """
+    loop = asyncio.get_running_loop()
+    next_full = loop.time() + full_s
     while True:
-        await asyncio.sleep(interval_s)
-        gc.collect()
+        await asyncio.sleep(young_s)
+        if loop.time() >= next_full:
+            next_full = loop.time() + full_s
+            gc.collect()
+        else:
+            gc.collect(1)
 
 
 async def _serve(
@@ -114,7 +130,7 @@ async def _serve(
     pods = await start_pods(
         config, n=args.pods, host=args.host, base_port=args.port, faults=per_pod
     )
-    collector = loop.create_task(_collect_garbage(GC_INTERVAL_S))
+    collector = loop.create_task(_collect_garbage(YOUNG_GC_INTERVAL_S, FULL_GC_INTERVAL_S))
     try:
         for pod in pods:
             print(
@@ -130,8 +146,11 @@ async def _serve(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.pods < 1 or args.speed <= 0 or args.max_loras < 0:
-        print("strata sim: --pods and --speed must be positive, --max-loras >= 0", file=sys.stderr)
+    if args.pods < 1 or args.speed <= 0 or args.max_loras < 0 or args.spin_ms < 0:
+        print(
+            "strata sim: --pods and --speed must be positive, --max-loras and --spin-ms >= 0",
+            file=sys.stderr,
+        )
         return 2
     try:
         common, per_pod = _parse_faults(args.faults, args.pods)
@@ -145,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         max_loras=args.max_loras,
         seed=args.seed,
         faults=common,
+        spin_lead_ms=args.spin_ms,
     )
     # Objects alive at start-up (modules, profiles, tables) never need collecting again;
     # the rest is collected on a timer, off the allocation path (see _collect_garbage).

@@ -34,6 +34,9 @@ class SimConfig:
     max_model_len: int | None = None
     record_steps: bool = False
     """Keep every step's (start, duration) in ``PodRunner.step_log`` (tests)."""
+    spin_lead_ms: float = 0.0
+    """Real milliseconds before each step's end from which the step loop polls instead of
+    sleeping: punctual token emission on machines slow to wake a sleeping core, for CPU."""
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig.from_profile(

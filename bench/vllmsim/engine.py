@@ -374,6 +374,23 @@ class Engine:
             _dec(self._running_loras, req.lora)
             _inc(self._waiting_loras, req.lora)
 
+    def plan_emits(self, plan: StepPlan) -> list[tuple[Request, str]]:
+        """The requests ``finish_step(plan)`` will give a token, in its order, each with
+        the finish reason that token ends it with (``""`` if none), provided none is
+        aborted meanwhile. A real-time driver uses it to prepare a step's output while
+        the step runs. Mirrors the emission rule of :meth:`finish_step`."""
+        out: list[tuple[Request, str]] = []
+        max_len = self.config.max_model_len
+        for req, num_new in plan.scheduled:
+            n_tok = len(req.token_ids)
+            if req.num_computed + num_new < n_tok:
+                continue  # a prefill chunk that does not complete the prompt
+            if req.num_output + 1 >= req.target_len:
+                out.append((req, req.stop_reason))
+            else:
+                out.append((req, "length" if n_tok + 1 >= max_len else ""))
+        return out
+
     def finish_step(self, plan: StepPlan) -> StepResult:
         """Apply the step's output at ``plan.end``."""
         if plan is not self._inflight:

@@ -8,14 +8,20 @@ stream it reads ``completion_tokens`` from the usage chunk, so the benchmark can
 that every token arrived as its own event. A watchdog task records the client's own
 event-loop lag, and :func:`host_cpu` lets the caller see CPU used by other processes
 and stolen by the hypervisor during the run.
+
+``python -m bench.vllmsim.loadgen --timer-floor SECONDS [--spin-ms MS]`` measures the
+machine's floor instead: how late an idle event loop wakes for step-like timers (three
+chains of 30-60 ms steps, with the simulator's early-wake-up handling), printed as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +30,7 @@ import orjson
 
 from bench.vllmsim.workload import random_text
 
-__all__ = ["HostCpu", "LoadResult", "host_cpu", "run_load"]
+__all__ = ["HostCpu", "LoadResult", "host_cpu", "run_load", "timer_floor"]
 
 _USAGE = re.compile(rb'"completion_tokens":(\d+)')
 _HEADERS = {"Content-Type": "application/json"}
@@ -167,3 +173,71 @@ def host_cpu() -> HostCpu | None:
     if total is None:
         return None
     return HostCpu(total[0], total[1], tuple(per_cpu))
+
+
+async def timer_floor(seconds: float, spin_ms: float = 0.0, chains: int = 3) -> list[float]:
+    """Lateness of idle step timers: each chain sleeps until ``spin_ms`` before its next
+    step end (30-60 ms apart), polls the loop from there, and records how late it ran."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(0)
+    lead = spin_ms / 1000.0
+    late: list[float] = []
+
+    def chain() -> None:
+        due = time.monotonic()
+
+        def arm() -> None:
+            wait = due - time.monotonic() - lead
+            if wait > 0.0005:
+                loop.call_later(wait, fire)
+            else:
+                loop.call_soon(fire)
+
+        def fire() -> None:
+            nonlocal due
+            now = time.monotonic()
+            if now < due:
+                arm()
+                return
+            late.append(now - due)
+            due += rng.uniform(0.03, 0.06)
+            arm()
+
+        due += rng.uniform(0.03, 0.06)
+        arm()
+
+    for _ in range(chains):
+        chain()
+    await asyncio.sleep(seconds)
+    return late
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.vllmsim.loadgen")
+    p.add_argument("--timer-floor", type=float, required=True, metavar="SECONDS")
+    p.add_argument("--spin-ms", type=float, default=0.0)
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.Runner()
+    with runner:
+        late = sorted(runner.run(timer_floor(args.timer_floor, args.spin_ms)))
+    q = (
+        {
+            f"p{k}": late[min(len(late) - 1, int(v * len(late)))]
+            for k, v in (("50", 0.5), ("90", 0.9), ("99", 0.99))
+        }
+        if late
+        else {}
+    )
+    sys.stdout.write(
+        orjson.dumps({**q, "max": late[-1] if late else 0.0, "count": len(late)}).decode() + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,17 +1,18 @@
 """Real-time driver: runs one engine's steps on the asyncio loop at their scheduled times.
 
-Each step is planned at its start (model time); a timer callback fires at the step's
-end on a :class:`MonotonicClock` (scaled by ``speed``), applies the output, updates the
-pod's metrics and hands every emitted token to its request's :class:`TokenSink` in one
-synchronous pass: a streaming handler's sink writes the SSE bytes straight to the
-connection, so no request task wakes per token (see :mod:`bench.vllmsim.stream`).
+Each step is planned at its start (model time), and the streamed tokens it will emit
+are formatted right away by their requests' :class:`TokenSink`. A timer callback fires
+at the step's end on a :class:`MonotonicClock` (scaled by ``speed``) and, in one
+synchronous pass, sends those bytes straight to the connections, then applies the
+output to the engine, lets the sinks catch up with anything not prepared, and updates
+the pod's metrics: no request task wakes per token (see :mod:`bench.vllmsim.stream`).
 Non-streaming handlers wait on one future that resolves when their request finishes.
 
 Back-to-back steps start exactly where the previous one ended, so the model-time
 schedule does not drift with event-loop wake-up delays. Those delays are measured per
 token as *lateness*: real seconds from the step's scheduled end to the moment the
-token's bytes were handed to the transport (:class:`EmissionStats`), the token-emission
-jitter the benchmark reports. The timer never releases a step early: an early wake-up
+token's bytes were handed to the transport (:mod:`bench.vllmsim.emission`), the
+token-emission jitter the benchmark reports. The timer never releases a step early: an early wake-up
 (event-loop timers have millisecond resolution) re-arms for the remainder.
 """
 
@@ -22,6 +23,7 @@ import time
 from typing import Protocol
 
 from bench.vllmsim.clock import MonotonicClock
+from bench.vllmsim.emission import EmissionStats
 from bench.vllmsim.engine import (
     Engine,
     Request,
@@ -32,7 +34,7 @@ from bench.vllmsim.engine import (
 )
 from bench.vllmsim.metrics import PodMetrics
 
-__all__ = ["EmissionStats", "PodRunner", "TokenSink"]
+__all__ = ["PodRunner", "TokenSink"]
 
 _MAX_LAG_REAL_S = 0.05
 _SPIN_S = 0.0005
@@ -41,7 +43,22 @@ _SPIN_S = 0.0005
 
 
 class TokenSink(Protocol):
-    """Receives a request's tokens in the step loop; must never block or raise."""
+    """Receives a request's tokens in the step loop; must never block or raise.
+
+    Per step: ``prepare`` when the step is planned (for requests it will give a
+    token), ``write_prepared`` at the step's end before the engine applies the step,
+    then ``emit`` for every request that got a token (a no-op if already written).
+    """
+
+    def prepare(self, req: Request, finish_reason: str) -> bytes | None:
+        """The bytes for the token ``req`` gets in the planned step (``finish_reason``:
+        how that token ends it, ``""`` if not), or None to be told by ``emit`` only."""
+        ...
+
+    def write_prepared(self, req: Request, data: bytes, target: float) -> None:
+        """The step is due (at ``target``, ``time.monotonic()``): send what ``prepare``
+        made, if still valid; otherwise leave it to ``emit``."""
+        ...
 
     def emit(self, req: Request, target: float) -> None:
         """``req`` got a token in the step due at ``target`` (``time.monotonic()``)."""
@@ -50,74 +67,6 @@ class TokenSink(Protocol):
     def close(self) -> None:
         """The runner is going away: release whoever waits on this sink."""
         ...
-
-
-class EmissionStats:
-    """Per-token emission lateness as a fine histogram, plus how tokens were delivered.
-
-    Buckets are ``RESOLUTION_S`` wide up to ``RANGE_S``; later values land in one
-    overflow bucket (``max`` keeps the worst). Quantiles return a bucket's upper edge,
-    so they never understate.
-    """
-
-    RESOLUTION_S = 0.00005
-    RANGE_S = 0.25
-
-    __slots__ = ("buckets", "count", "early", "fast_tokens", "handovers", "max", "slow_tokens")
-
-    def __init__(self) -> None:
-        self.buckets = [0] * (int(self.RANGE_S / self.RESOLUTION_S) + 1)
-        self.count = 0
-        self.max = 0.0
-        self.early = 0
-        self.fast_tokens = 0
-        """Tokens written by the step loop itself."""
-        self.slow_tokens = 0
-        """Tokens written by their handler task (backpressure, stall fault, catch-up)."""
-        self.handovers = 0
-        """Times a stream left the fast path for its handler."""
-
-    def add(self, lateness: float, n: int = 1) -> None:
-        if lateness < 0.0:
-            self.early += n
-            lateness = 0.0
-        i = int(lateness * 20000.0)  # 1 / RESOLUTION_S
-        buckets = self.buckets
-        if i >= len(buckets):
-            i = len(buckets) - 1
-        buckets[i] += n
-        self.count += n
-        if lateness > self.max:
-            self.max = lateness
-
-    def quantile(self, q: float) -> float:
-        if not self.count:
-            return 0.0
-        rank = min(self.count - 1, int(q * self.count))
-        seen = 0
-        last = len(self.buckets) - 1
-        for i, c in enumerate(self.buckets):
-            seen += c
-            if seen > rank:
-                return self.max if i == last else min(self.max, (i + 1) * self.RESOLUTION_S)
-        return self.max  # pragma: no cover - the counts always reach rank
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "p50": self.quantile(0.5),
-            "p90": self.quantile(0.9),
-            "p99": self.quantile(0.99),
-            "p999": self.quantile(0.999),
-            "max": self.max,
-            "tokens": self.count,
-            "early_tokens": self.early,
-            "fast_tokens": self.fast_tokens,
-            "slow_tokens": self.slow_tokens,
-            "handovers": self.handovers,
-        }
 
 
 class PodRunner:
@@ -130,17 +79,21 @@ class PodRunner:
         metrics: PodMetrics,
         *,
         record_steps: bool = False,
+        spin_lead_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.metrics = metrics
         self.emission = EmissionStats()
         self.step_log: list[tuple[float, float]] | None = [] if record_steps else None
+        self.spin_lead_s = spin_lead_s
+        """Wake this long before a step's end and poll the loop until it (see ``_arm``)."""
         self._sinks: dict[str, TokenSink] = {}
         self._done: dict[str, asyncio.Future[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Handle | None = None
         self._plan: StepPlan | None = None
+        self._prepared: list[tuple[TokenSink, Request, bytes]] = []
         self._target = 0.0
         self._prev_end: float | None = None
         self._idle = True
@@ -160,6 +113,7 @@ class PodRunner:
             if not fut.done():
                 fut.cancel()
         self._done.clear()
+        self._prepared = []
         sinks = list(self._sinks.values())
         self._sinks.clear()
         for sink in sinks:
@@ -226,13 +180,34 @@ class PodRunner:
             return
         self._plan = plan
         self._target = target = clock.to_real(plan.end)
+        if self._sinks:
+            self._prepare(plan)
         self._arm(target - time.monotonic())
 
+    def _prepare(self, plan: StepPlan) -> None:
+        """Format the step's streamed tokens now, so its end only sends bytes."""
+        get = self._sinks.get
+        prepared = self._prepared
+        for req, reason in self.engine.plan_emits(plan):
+            sink = get(req.request_id)
+            if sink is not None:
+                data = sink.prepare(req, reason)
+                if data is not None:
+                    prepared.append((sink, req, data))
+
     def _arm(self, remaining: float) -> None:
+        """Call ``_on_timer`` when ``remaining`` seconds are left, or a bit sooner.
+
+        A timer sleeps until ``spin_lead_s`` before the end; from there on the step
+        polls the event loop (``call_soon``: other callbacks and I/O keep running) until
+        the end. On a virtual machine a sleeping core can take milliseconds to wake up,
+        so a short lead buys punctual steps for a little CPU.
+        """
         loop = self._loop
         assert loop is not None
-        if remaining > _SPIN_S:
-            self._timer = loop.call_later(remaining, self._on_timer)
+        wait = remaining - self.spin_lead_s
+        if wait > _SPIN_S:
+            self._timer = loop.call_later(wait, self._on_timer)
         else:
             self._timer = loop.call_soon(self._on_timer)
 
@@ -247,12 +222,20 @@ class PodRunner:
         plan = self._plan
         assert plan is not None
         self._plan = None
+        target = self._target
+        if self._prepared:  # the tokens first: the engine's bookkeeping can wait
+            t0 = time.monotonic()
+            c0 = time.thread_time()
+            for sink, req, data in self._prepared:
+                sink.write_prepared(req, data, target)
+            self._prepared = []
+            self.emission.record_pass(t0 - target, time.monotonic() - t0, time.thread_time() - c0)
         result = self.engine.finish_step(plan)
         if self.step_log is not None:
             self.step_log.append((plan.start, plan.duration))
         self._prev_end = plan.end
         try:
-            self._publish(result, self._target)
+            self._publish(result, target)
         finally:
             self._begin()
 

@@ -63,7 +63,11 @@ class Pod:
             self.engine.add_lora(name)
         self.metrics = PodMetrics(self.engine_config, time.time())
         self.runner = PodRunner(
-            self.engine, self.clock, self.metrics, record_steps=cfg.record_steps
+            self.engine,
+            self.clock,
+            self.metrics,
+            record_steps=cfg.record_steps,
+            spin_lead_s=cfg.spin_lead_ms / 1000.0,
         )
         self.created = int(time.time())
 

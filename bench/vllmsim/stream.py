@@ -2,11 +2,13 @@
 
 A streaming handler prepares its :class:`aiohttp.web.StreamResponse` (headers sent,
 chunked transfer encoding on HTTP/1.1), then attaches a :class:`StreamSink` to the pod's
-runner and sleeps. When a step ends, the runner calls :meth:`StreamSink.emit` for each
-request that got a token; the sink formats the SSE chunk from pre-built byte fragments,
-frames it as an HTTP/1.1 chunk (``<hex length>\\r\\n<data>\\r\\n``, exactly what
-aiohttp's ``StreamWriter`` writes) and hands it to the transport, all synchronously, so
-no task wakes per token. The handler wakes once at the end to write the usage chunk,
+runner and sleeps. When a step is planned, the runner asks the sink to
+:meth:`~StreamSink.prepare` the token the step will give its request: the SSE chunk from
+pre-built byte fragments, framed as an HTTP/1.1 chunk (``<hex length>\\r\\n<data>\\r\\n``,
+exactly what aiohttp's ``StreamWriter`` writes). When the step ends, the runner has the
+sink hand those bytes to the transport (:meth:`~StreamSink.write_prepared`) before the
+engine even applies the step; :meth:`~StreamSink.emit` then covers any token that was
+not prepared. All of it runs synchronously in the step loop, so no task wakes per token. The handler wakes once at the end to write the usage chunk,
 ``[DONE]`` and the terminating chunk through aiohttp (which keeps keep-alive intact).
 
 The sink hands the stream back to its handler (the *slow path*, ordinary awaited
@@ -22,7 +24,7 @@ The sink hands the stream back to its handler (the *slow path*, ordinary awaited
 
 Tokens stay in order because exactly one side writes at a time: the sink writes only
 while ``fast`` is set, and the handler clears/sets ``fast`` only when it has written
-every token generated so far. Lateness (see :class:`~bench.vllmsim.runner.EmissionStats`)
+every token generated so far. Lateness (see :mod:`bench.vllmsim.emission`)
 is recorded per token when its bytes reach the transport; tokens held back by a stall
 fault are counted as slow tokens but not as lateness.
 """
@@ -38,12 +40,14 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_writer import HttpVersion11
 
 from bench.vllmsim import protocol, tokenizer
+from bench.vllmsim.emission import EmissionStats
 from bench.vllmsim.engine import Request, RequestStatus
-from bench.vllmsim.runner import EmissionStats, PodRunner
+from bench.vllmsim.runner import PodRunner
 
 __all__ = ["StreamSink", "serve_stream", "text_of"]
 
 _FINISHED = RequestStatus.FINISHED
+_RUNNING = RequestStatus.RUNNING
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 
 
@@ -81,6 +85,8 @@ class StreamSink:
         "high_water",
         "pending_target",
         "pieces",
+        "prepared_at",
+        "prepared_final",
         "sent",
         "stall_at",
         "stats",
@@ -115,19 +121,61 @@ class StreamSink:
         self.closed = False
         self.pending_target = -1.0
         """``time.monotonic()`` due time of the oldest token the handler must write."""
+        self.prepared_at = -1
+        """Index of the token ``prepare`` formatted for the step in flight."""
+        self.prepared_final = False
         self._fut: asyncio.Future[None] | None = None
 
     # --- step loop side --------------------------------------------------------------
 
+    def prepare(self, req: Request, finish_reason: str) -> bytes | None:
+        k = req.num_output
+        if not self.fast or self.sent != k or k == self.stall_at:
+            return None  # the handler owns the stream, or the stall point: emit decides
+        self.prepared_at = k
+        self.prepared_final = bool(finish_reason)
+        if finish_reason or self.pieces is not None:
+            chunk = self.fmt.token_chunk(text_of(req, self.pieces, k, k + 1), finish_reason or None)
+            return b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
+        js = _piece_json(req.planned[k])  # the common case: one pseudo word, pre-built frame
+        if self.chunked:
+            return self.template % (self.template_fixed + len(js), js)
+        return self.template % js
+
+    def write_prepared(self, req: Request, data: bytes, target: float) -> None:
+        transport = self.transport
+        if (
+            not self.fast
+            or self.sent != self.prepared_at
+            or req.status is not _RUNNING
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > self.high_water
+        ):
+            return  # emit sees the token after the engine step and decides
+        try:
+            transport.write(data)
+        except Exception:  # a dead connection must not stop the step loop
+            self.closed = True
+            self._handover(target)
+            return
+        self.writer.output_size += len(data)
+        self.sent += 1
+        stats = self.stats
+        stats.add(time.monotonic() - target)
+        stats.fast_tokens += 1
+        if self.prepared_final:
+            self.fast = False
+            self._wake()  # the handler runs after the engine step: usage, [DONE], end
+
     def emit(self, req: Request, target: float) -> None:
+        sent = self.sent
+        n = req.num_output
+        if n <= sent:
+            return  # nothing new (or already sent from the prepared bytes)
         if not self.fast:
             if self.pending_target < 0.0:
                 self.pending_target = target
             self._wake()
-            return
-        sent = self.sent
-        n = req.num_output
-        if n <= sent:
             return
         transport = self.transport
         if (

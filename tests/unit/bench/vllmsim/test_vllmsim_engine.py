@@ -303,3 +303,33 @@ def test_rejects_what_vllm_rejects() -> None:
         engine.add_request(spec("c", _prompt(0, 5), 5, lora="missing"))
     with pytest.raises(ValueError):
         EngineConfig.from_profile("gie-8b", num_gpu_blocks=10, max_model_len=1000)
+
+
+def test_plan_emits_predicts_finish_step() -> None:
+    """What a real-time driver prepares while a step runs is what the step emits, with
+    chunked prefills, preemptions (a small KV cache), stops and length limits."""
+    engine = make_engine(3, num_gpu_blocks=60, block_size=16, max_model_len=600)
+    rng = random.Random(3)
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    checked = finals = added = 0
+    for i in range(20_000):
+        if not engine.has_work() and i >= 300:
+            break
+        if i < 300 and rng.random() < 0.5:
+            prompt = [rng.randrange(1000, 2000) for _ in range(rng.randint(1, 400))]
+            max_tokens = rng.randint(1, 600 - len(prompt))
+            engine.add_request(RequestSpec(f"r{i}", prompt, max_tokens, rng.random() < 0.5))
+            added += 1
+        plan = engine.begin_step(clock.now())
+        if plan is None:
+            continue
+        predicted = engine.plan_emits(plan)
+        result = engine.finish_step(plan)
+        clock.t = plan.end
+        assert [r for r, _ in predicted] == result.emitted
+        for req, reason in predicted:
+            assert reason == (req.finish_reason if req in result.finished else "")
+            finals += bool(reason)
+        checked += len(predicted)
+    assert finals == added > 100 and checked > 10 * finals and engine.num_preemptions > 0
