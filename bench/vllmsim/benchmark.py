@@ -13,10 +13,13 @@ real: one ``python -m bench.vllmsim`` process serving 3 pods (pinned to ``--sim-
     :mod:`bench.vllmsim.loadgen`) with Poisson streaming chat requests at
     ``--real-rate``/s for ``--real-seconds``. Reports the lateness of every token (from
     its step's scheduled end to the moment its bytes reached the transport; the pods
-    measure it; the worst pod's quantile is shown), the simulator's CPU per request and
-    per token, the client's own CPU and event-loop lag (it must not be the bottleneck),
-    engine vs client TTFT, and CPU used meanwhile by other processes and by the
-    hypervisor (steal): on a shared or virtual machine those set the floor of the jitter.
+    measure it; the worst pod's quantile is shown) and its split (when each step's
+    emission pass started, how long it took, the share of it on the CPU), the
+    simulator's CPU per request and per token, the client's own CPU and event-loop lag
+    (it must not be the bottleneck), engine vs client TTFT, and the machine's share:
+    an idle-timer floor measured on the simulator's core just before the run, and CPU
+    used meanwhile by other processes and stolen by the hypervisor. On a shared or
+    virtual machine those bound the jitter from below.
 
 Prints one JSON document and then a one-line summary.
 """
@@ -129,10 +132,11 @@ async def run_real(
     sim_cpu: int | None = 0,
     seed: int = 0,
     spin_ms: float = 0.0,
+    floor_seconds: float = 5.0,
 ) -> dict[str, Any]:
     base = _free_ports(pods)
     cmd = [sys.executable, "-m", "bench.vllmsim", "--pods", str(pods), "--port", str(base)]
-    probe = [sys.executable, "-m", "bench.vllmsim.loadgen", "--timer-floor", "5"]
+    probe = [sys.executable, "-m", "bench.vllmsim.loadgen", "--timer-floor", str(floor_seconds)]
     if spin_ms:
         cmd += ["--spin-ms", str(spin_ms)]
         probe += ["--spin-ms", str(spin_ms)]

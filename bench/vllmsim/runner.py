@@ -223,20 +223,22 @@ class PodRunner:
         assert plan is not None
         self._plan = None
         target = self._target
-        if self._prepared:  # the tokens first: the engine's bookkeeping can wait
-            t0 = time.monotonic()
-            c0 = time.thread_time()
-            for sink, req, data in self._prepared:
-                sink.write_prepared(req, data, target)
-            self._prepared = []
-            self.emission.record_pass(t0 - target, time.monotonic() - t0, time.thread_time() - c0)
-        result = self.engine.finish_step(plan)
-        if self.step_log is not None:
-            self.step_log.append((plan.start, plan.duration))
-        self._prev_end = plan.end
         try:
+            if self._prepared:  # the tokens first: the engine's bookkeeping can wait
+                t0 = time.monotonic()
+                c0 = time.thread_time()
+                for sink, req, data in self._prepared:
+                    sink.write_prepared(req, data, target)
+                self._prepared = []
+                wall = time.monotonic() - t0
+                self.emission.record_pass(t0 - target, wall, time.thread_time() - c0)
+            result = self.engine.finish_step(plan)
+            if self.step_log is not None:
+                self.step_log.append((plan.start, plan.duration))
+            self._prev_end = plan.end
             self._publish(result, target)
         finally:
+            self._prepared = []
             self._begin()
 
     def _publish(self, result: StepResult, target: float) -> None:

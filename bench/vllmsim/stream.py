@@ -8,8 +8,9 @@ pre-built byte fragments, framed as an HTTP/1.1 chunk (``<hex length>\\r\\n<data
 exactly what aiohttp's ``StreamWriter`` writes). When the step ends, the runner has the
 sink hand those bytes to the transport (:meth:`~StreamSink.write_prepared`) before the
 engine even applies the step; :meth:`~StreamSink.emit` then covers any token that was
-not prepared. All of it runs synchronously in the step loop, so no task wakes per token. The handler wakes once at the end to write the usage chunk,
-``[DONE]`` and the terminating chunk through aiohttp (which keeps keep-alive intact).
+not prepared. All of it runs synchronously in the step loop, so no task wakes per
+token. The handler wakes once at the end to write the usage chunk, ``[DONE]`` and the
+terminating chunk through aiohttp (which keeps keep-alive intact).
 
 The sink hands the stream back to its handler (the *slow path*, ordinary awaited
 ``resp.write`` calls) when the step loop must not do the work itself:
@@ -22,11 +23,11 @@ The sink hands the stream back to its handler (the *slow path*, ordinary awaited
 * the client went away (transport closing or a write error): the handler returns and
   the request is aborted in the engine.
 
-Tokens stay in order because exactly one side writes at a time: the sink writes only
-while ``fast`` is set, and the handler clears/sets ``fast`` only when it has written
-every token generated so far. Lateness (see :mod:`bench.vllmsim.emission`)
-is recorded per token when its bytes reach the transport; tokens held back by a stall
-fault are counted as slow tokens but not as lateness.
+Tokens stay in order because exactly one side writes at a time: the step loop writes
+only while ``fast`` is set and clears it when it hands the stream over; the handler sets
+it again only once it has written every token generated so far. Lateness (see
+:mod:`bench.vllmsim.emission`) is recorded per token when its bytes reach the transport,
+on either path; tokens held back by a stall fault count as slow tokens, not as lateness.
 """
 
 from __future__ import annotations

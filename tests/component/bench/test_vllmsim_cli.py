@@ -29,7 +29,12 @@ def _free_port_pair() -> int:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--faults", "5:error_rate=1", "--pods", "2"], ["--faults", "bogus=1"], ["--pods", "0"]],
+    [
+        ["--faults", "5:error_rate=1", "--pods", "2"],
+        ["--faults", "bogus=1"],
+        ["--pods", "0"],
+        ["--spin-ms", "-1"],
+    ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     assert main(argv) == 2

@@ -218,3 +218,14 @@ async def test_unary_request_waits_once_for_its_end() -> None:
         assert data["usage"]["completion_tokens"] == 30
         assert len(tk.encode(data["choices"][0]["text"])) == 30
         assert pods[0].runner.emission.tokens.count == 0  # no stream, nothing measured
+
+
+async def test_spin_lead_polls_but_never_releases_a_step_early() -> None:
+    async with await start_pods(SimConfig(speed=2, spin_lead_ms=3.0), n=1) as pods:
+        async with aiohttp.ClientSession(pods.urls[0]) as s:
+            async with s.post("/v1/chat/completions", json=_chat(12)) as r:
+                events = await _events(r)
+        _check_stream(events, 12, one_token_per_event=True)
+        stats = pods[0].runner.emission
+        assert stats.tokens.count == 12 and stats.tokens.early == 0
+        assert stats.step_starts.count == 12 and stats.step_starts.early == 0

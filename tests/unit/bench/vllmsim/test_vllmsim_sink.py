@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import pytest
@@ -53,7 +54,9 @@ def _step(req: Request) -> None:
 
 def _sink(transport: FakeTransport, *, chunked: bool = True, stall_at: int = -1) -> StreamSink:
     fmt = protocol.StreamFormatter(chat=True, request_id="r1", created=5, model="m")
-    return StreamSink(FakeWriter(), transport, chunked, fmt, None, stall_at, EmissionStats())  # type: ignore[arg-type]
+    writer: Any = FakeWriter()
+    tr: Any = transport
+    return StreamSink(writer, tr, chunked, fmt, None, stall_at, EmissionStats())
 
 
 def _unframe(data: bytes) -> bytes:
