@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -554,6 +553,3 @@ def new_request_id(given: str | None) -> str:
     if given and len(given) <= 128 and given.isprintable() and " " not in given:
         return given
     return os.urandom(16).hex()
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

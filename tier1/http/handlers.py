@@ -109,6 +109,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/messages", proxied("messages"))
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
-
-
-__all__ = ["BadRequest", "add_routes"]
