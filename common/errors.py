@@ -115,9 +115,17 @@ class RateLimited(GatewayError):
     type = "rate_limit_error"
     expose = True
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+        """Extra response headers (x-ratelimit-*)."""
 
 
 class UpstreamError(GatewayError):

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from common.clock import Clock, SystemClock
 from common.configsync.agent import ConfigAgent
+from common.quota.lease import LeaseBook
 from tier1.accesslog import AccessLog, BufferedAccessLog, LoggingAccessLog, NoAccessLog
 from tier1.auth.jwt import JwtVerifier
 from tier1.http.handlers import add_routes
@@ -19,7 +20,10 @@ from tier1.http.middleware import errors
 from tier1.keys import PROXY, SETTINGS
 from tier1.metrics import Tier1Metrics
 from tier1.proxy import Proxy
-from tier1.quota import NoQuota, QuotaHook
+from tier1.quota import QuotaHook
+from tier1.ratelimit.client import QuotaClient
+from tier1.ratelimit.hook import GlobalQuota
+from tier1.ratelimit.metrics import QuotaMetrics
 from tier1.routing.health import BackendHealth
 from tier1.settings import Tier1Settings
 
@@ -36,10 +40,28 @@ def build_app(
     app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     # built now, completed at startup: the app's state is fixed before it starts
+    client: QuotaClient | None = None
+    if quota is None:
+        client = QuotaClient(
+            LeaseBook(
+                lease_s=settings.quota_lease_s,
+                sync_interval_s=settings.quota_sync_interval_s,
+                holders=settings.quota_holders,
+            ),
+            QuotaMetrics(agent.registry),
+            clock=clock,
+        )
+        quota = GlobalQuota(
+            lambda: agent.runtime,
+            client,
+            client.metrics,
+            static_replicas=settings.ratelimit,
+            clock=clock,
+        )
     proxy = Proxy(
         None,
         Tier1Metrics(agent.registry),
-        quota or NoQuota(),
+        quota,
         clock or SystemClock(),
         health=BackendHealth(),
         rng=rng,
@@ -63,7 +85,16 @@ def build_app(
             proxy.session = session
             yield
 
+    async def quota_client(app: web.Application) -> AsyncIterator[None]:
+        if client is None:
+            yield
+            return
+        await client.start()
+        yield
+        await client.stop()
+
     app.cleanup_ctx.append(access_log)
+    app.cleanup_ctx.append(quota_client)
     app.cleanup_ctx.append(upstream_session)
     add_routes(app)
     return app

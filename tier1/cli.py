@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("STRATA_ACCESS_LOG", "stderr"),
         help="stderr (default), stdout, a file path, logging (through Python logging) or off",
     )
+    parser.add_argument(
+        "--ratelimit",
+        default=os.environ.get("STRATA_RATELIMIT", ""),
+        help="quota replicas host:port[,host:port...] (default: the set control publishes)",
+    )
     jwt = parser.add_argument_group("JWT authentication (optional; API keys keep working)")
     jwt.add_argument(
         "--jwt-jwks-file", help="JWKS file with the token signing keys (re-read on change)"
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         log_bodies=args.log_bodies,
         jwt=_jwt(args),
         access_log=args.access_log,
+        ratelimit=tuple(a.strip() for a in args.ratelimit.split(",") if a.strip()),
+        quota_holders=args.workers,
     )
     node = settings_from_args(args, "tier1")
     if args.workers == 1:

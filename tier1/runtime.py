@@ -29,6 +29,7 @@ from common.errors import ConfigError
 from tier1.providers.base import Ingress, Translator
 from tier1.providers.openai_gemini import GEMINI_BASE_URL, vertex_base_url
 from tier1.providers.registry import translator_factory
+from tier1.ratelimit.policies import CompiledPolicy, compile_policies
 from tier1.routing.plan import Candidate
 from tier1.upstream.regions import region_from_url
 
@@ -94,6 +95,12 @@ class Tier1Runtime:
     consumers_by_key_hash: Mapping[str, Consumer]
     routes: tuple[RouteRuntime, ...] = field(default=())
     consumers_by_name: Mapping[str, Consumer] = field(default_factory=dict)
+    policies: Mapping[str, CompiledPolicy] = field(default_factory=dict)
+    """Rate-limit policies by name."""
+    route_policies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Route name -> the rate-limit policies it names."""
+    ratelimit: tuple[str, ...] = ()
+    """Quota replicas (host:port) control publishes."""
 
     def route_for(
         self, model: str, host: str | None = None, headers: Mapping[str, str] | None = None
@@ -262,4 +269,9 @@ def build_runtime(snapshot: Any) -> Tier1Runtime:
         consumers_by_key_hash=MappingProxyType(by_hash),
         routes=tuple(routes),
         consumers_by_name=MappingProxyType({c.name: c for c in snapshot.consumers}),
+        policies=MappingProxyType(compile_policies(snapshot.rate_limit_policies)),
+        route_policies=MappingProxyType(
+            {r.name: tuple(r.spec.rate_limit_policies) for r in snapshot.routes}
+        ),
+        ratelimit=tuple(getattr(snapshot, "ratelimit", ())),
     )

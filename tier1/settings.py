@@ -20,3 +20,10 @@ class Tier1Settings:
     `stdout` (buffered, flushed every 0.25 s: the fast choice), a file path, or `off`."""
     jwt: JwtSettings | None = None
     """When set, bearer tokens that are JWTs are verified and name the consumer."""
+    ratelimit: tuple[str, ...] = ()
+    """Quota replicas (host:port); when empty, the set control publishes is used."""
+    quota_holders: int = 1
+    """tier1 processes assumed to share a limit until the quota service has said how
+    many there are (fail-open local limits are limit ÷ this)."""
+    quota_sync_interval_s: float = 0.1
+    quota_lease_s: float = 1.0

@@ -75,6 +75,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         retry_after = getattr(e, "retry_after_s", None)
         if isinstance(e, RateLimited | AllAttemptsFailed) and retry_after is not None:
             headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+        if isinstance(e, RateLimited):
+            headers.update(e.headers)
         message = str(e) if e.expose else "internal error"
         body = e.body if isinstance(e, AllAttemptsFailed) else None
         return error_response(
