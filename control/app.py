@@ -1,4 +1,5 @@
-"""Wiring of one control replica: store → ResourceService → Distributor, REST + gRPC.
+"""Wiring of one control replica: store → ResourceService (+ the quota replica set) →
+Distributor, REST + gRPC.
 
 `ControlServer` owns every long-lived piece and starts/stops them in order, so tests,
 `strata control` and `strata up` all run the same code.
@@ -23,6 +24,7 @@ from control.api.metrics import ApiMetrics
 from control.api.middleware import auth_middleware, errors_middleware
 from control.distribute import Distributor, grpc_handler
 from control.nodes import NodeRegistry
+from control.ratelimit.members import MemberWatcher
 from control.service import Keys, ResourceService
 from control.store.base import ConfigStore
 
@@ -79,14 +81,20 @@ class ControlServer:
     def __post_init__(self) -> None:
         self.service = ResourceService(self.store, self.keys)
         self.registry = NodeRegistry(self.store, self.keys, self.control_id, {}, clock=self.clock)
+        self.quota_members = MemberWatcher(self.store, self.keys.ratelimit_members)
         self.distributor = Distributor(
-            self.service, self.registry, coalesce_s=self.coalesce_s, clock=self.clock
+            self.service,
+            self.registry,
+            coalesce_s=self.coalesce_s,
+            clock=self.clock,
+            members=self.quota_members,
         )
         self._runner: web.AppRunner | None = None
         self._grpc: aio.Server | None = None
 
     async def start(self) -> None:
         await self.service.start()
+        await self.quota_members.start()
         await self.distributor.start()
         self._grpc = aio.server(options=[("grpc.so_reuseport", 0)])
         self._grpc.add_generic_rpc_handlers([grpc_handler(self.distributor)])
@@ -133,4 +141,5 @@ class ControlServer:
             await self._runner.cleanup()
         await self.registry.stop()
         await self.distributor.stop()
+        await self.quota_members.stop()
         await self.service.stop()

@@ -13,7 +13,7 @@ resource's dump by revision, so a write costs one dump, not one per resource.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from common import jsonutil
@@ -39,8 +39,15 @@ def checksum(content: Any) -> str:
     return "sha256:" + hashlib.sha256(jsonutil.dumps(content, sort_keys=True)).hexdigest()
 
 
-def tier1_wire(cfg: ConfigSet, revision: int, dump: Dump = dump_resource) -> dict[str, Any]:
-    """Raises ValidationFailed if the set is inconsistent."""
+def tier1_wire(
+    cfg: ConfigSet,
+    revision: int,
+    dump: Dump = dump_resource,
+    *,
+    ratelimit: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`ratelimit`: the live quota replica addresses. Raises ValidationFailed if the
+    set is inconsistent."""
     validate_config(cfg)
     parts = {
         "backends": [dump(r) for r in cfg.backends],
@@ -48,6 +55,7 @@ def tier1_wire(cfg: ConfigSet, revision: int, dump: Dump = dump_resource) -> dic
         "consumers": [dump(r) for r in cfg.consumers],
         "rate_limit_policies": [dump(r) for r in cfg.policies],
         "pools": [dump(r) for r in cfg.pools],
+        "ratelimit": sorted(set(ratelimit)),
     }
     return {
         "tier": "tier1",
@@ -73,8 +81,8 @@ def tier2_wires(cfg: ConfigSet, dump: Dump = dump_resource) -> dict[str, dict[st
     return out
 
 
-def compile_tier1(cfg: ConfigSet, revision: int) -> Tier1Snapshot:
-    return Tier1Snapshot.model_validate(tier1_wire(cfg, revision))
+def compile_tier1(cfg: ConfigSet, revision: int, ratelimit: Sequence[str] = ()) -> Tier1Snapshot:
+    return Tier1Snapshot.model_validate(tier1_wire(cfg, revision, ratelimit=ratelimit))
 
 
 def compile_tier2(cfg: ConfigSet) -> dict[str, Tier2Snapshot]:

@@ -7,14 +7,19 @@ Control → node: snapshot{snapshot} whenever a newer one concerns the node.
 A snapshot is sent when its checksum differs from the node's and its revision is
 newer, so a node that moves between replicas is not sent what it already runs.
 Writes are coalesced: a burst within `coalesce_s` compiles and sends once.
+
+The tier1 snapshot also carries the live quota replica addresses (`members`); a change
+of that set recompiles and pushes like a write. Its revision is the larger of the
+resource and member revisions, so it never goes back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -28,6 +33,18 @@ from control.nodes import NodeRegistry, NodeStatus
 from control.service import ResourceService
 
 log = logging.getLogger(__name__)
+
+
+class MemberSource(Protocol):
+    """The quota replica set (control.ratelimit.members.MemberWatcher)."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+    @property
+    def revision(self) -> int: ...
+
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +79,7 @@ class Distributor:
     """Minimum spacing of snapshots while writes keep coming, so a write storm costs
     at most 1/busy_interval_s pushes per node per second."""
     clock: Clock = field(default_factory=SystemClock)
+    members: MemberSource | None = None
     compiled: Compiled | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _new_compiled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,6 +90,8 @@ class Distributor:
 
     async def start(self) -> None:
         self.service.subscribe(self._changed.set)
+        if self.members is not None:
+            self.members.subscribe(self._changed.set)
         self._recompile()
         self._task = guarded_task(self._compile_loop(), "compile-loop")
 
@@ -108,8 +128,13 @@ class Distributor:
         for key in [k for k in self._dumps if k not in live]:
             del self._dumps[key]
         prev = self.compiled
+        revision = self.service.revision
+        ratelimit: tuple[str, ...] = ()
+        if self.members is not None:
+            revision = max(revision, self.members.revision)
+            ratelimit = self.members.addresses
         try:
-            t1 = tier1_wire(cfg, self.service.revision, self._dump)
+            t1 = tier1_wire(cfg, revision, self._dump, ratelimit=ratelimit)
         except ValidationFailed as e:
             # only reachable if the store was edited behind control's back
             log.error(

@@ -56,6 +56,16 @@ class Keys:
     def resource(self, kind: str, name: str) -> str:
         return f"{self.root}v1/{kind.lower()}/{name}"
 
+    @property
+    def ratelimit_members(self) -> str:
+        """Quota replicas register here under leases: <replica id> = host:port."""
+        return f"{self.root}ratelimit/members/"
+
+    @property
+    def ratelimit_counters(self) -> str:
+        """Checkpointed long-window quota counters."""
+        return f"{self.root}ratelimit/counters/"
+
 
 _KIND_BY_SEGMENT = {k.lower(): k for k in KINDS}
 
@@ -93,6 +103,8 @@ class ResourceService:
         self._resources: dict[str, Resource] = {}  # store key -> parsed resource
         self._generation_rev = 0
         self.revision = 0
+        self._watch_from = 0
+        """Store revision of the last full read; watches resume after it."""
         """Revision of the newest configuration change the cache holds."""
         self._listeners: list[Callable[[], None]] = []
         self._watch_task: asyncio.Task[None] | None = None
@@ -155,8 +167,11 @@ class ResourceService:
             listener()
 
     async def resync(self) -> None:
-        items, _ = await self.store.range(self.keys.resources)
+        items, read_revision = await self.store.range(self.keys.resources)
         self._load(items)
+        # watch on from the read, not from the newest resource: history between the two
+        # may be compacted already (status writes keep the store's revision moving)
+        self._watch_from = max(self._watch_from, read_revision)
 
     async def start(self) -> None:
         await self.resync()
@@ -171,7 +186,7 @@ class ResourceService:
         while True:
             try:
                 async for ev in self.store.watch(
-                    self.keys.resources, start_revision=self.revision + 1
+                    self.keys.resources, start_revision=max(self.revision, self._watch_from) + 1
                 ):
                     self._apply_event(ev)
             except Compacted:

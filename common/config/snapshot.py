@@ -30,6 +30,8 @@ class Tier1Snapshot(Frozen):
     rate_limit_policies: tuple[RateLimitPolicy, ...] = ()
     pools: tuple[Pool, ...] = ()
     """Pools tier1 forwards to (their tier2 addresses)."""
+    ratelimit: tuple[str, ...] = ()
+    """host:port of the live quota replicas (`strata ratelimit`), sorted."""
 
 
 class Tier2Snapshot(Frozen):

@@ -177,6 +177,7 @@ class LeaseBook:
         want = min(st.limit, st.reserved + buffer)
         if st.starved:
             want, st.starved = st.reserved, False
+        need = min(want, st.reserved + max(st.shortfall, st.last_amount))
         st.asked, st.asked_short = want, st.shortfall
         st.shortfall = 0.0
         return {
@@ -186,6 +187,7 @@ class LeaseBook:
             "d": st.sending,
             "w": want,
             "p": int(st.persist),
+            "n": need,
         }
 
     def granted(self, st: KeyState, grant: Grant, sent_at: float) -> None:

@@ -13,6 +13,8 @@ Entries are plain dicts with short field names, because one Sync can carry thous
   e  window end, wall seconds (the service forgets the key after it)
   d  usage settled since the previous successful Sync (added to the consumed count)
   w  allotment wanted: in-flight reservations plus expected demand until the next Sync
+  n  allotment needed now (in flight plus the next request); optional. Near the end of
+     a budget the service hands out fair shares, but never less than this if it can
   p  1 if the counter must survive a service restart (windows of one hour or longer)
 `Grant` fields:
   k  key
@@ -23,7 +25,7 @@ Entries are plain dicts with short field names, because one Sync can carry thous
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
 
 QUOTA_SERVICE: Final = "strata.quota.v1.Quota"
 SYNC_METHOD: Final = f"/{QUOTA_SERVICE}/Sync"
@@ -36,6 +38,7 @@ class SyncEntry(TypedDict):
     d: float
     w: float
     p: int
+    n: NotRequired[float]
 
 
 class Grant(TypedDict):

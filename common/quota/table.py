@@ -7,8 +7,13 @@ process). Invariant, checked by the property tests:
 
 A Sync first adds the holder's settled usage `d` to `consumed` (that usage was spent out
 of the holder's previous allotment, so it moves from "allotted" to "consumed"), then
-replaces the holder's allotment with min(wanted, what is left after the others'
-allotments). Usage can exceed what was allotted only when a request's actual usage
+replaces the holder's allotment with
+
+    min(wanted, what is left after the others' allotments,
+        max(needed now, (limit - consumed) / holders of the key))
+
+The fair-share cap only bites near the end of a budget: it keeps the last units from
+sitting in one holder's buffer while another holder rejects for want of them. Usage can exceed what was allotted only when a request's actual usage
 is larger than the estimate it reserved; that excess is the overshoot bound the README
 states. Allotments expire `lease_s` after they were granted, so a holder that vanished
 gives its share back without saying so.
@@ -16,6 +21,7 @@ gives its share back without saying so.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -84,7 +90,9 @@ class QuotaTable:
             before = c.held.get(holder, (0.0, 0.0))[0]
             others = c.allotted(now, skip=holder)
             free = max(0.0, c.limit - c.consumed - others)
-            grant = min(max(0.0, e["w"]), free)
+            sharing = len(c.held) + (holder not in c.held)
+            share = max(e.get("n", 0.0), (c.limit - c.consumed) / sharing)
+            grant = min(max(0.0, e["w"]), free, share)
             if grant > 0:
                 c.held[holder] = (grant, now + self.lease_s)
             else:
@@ -125,8 +133,9 @@ class QuotaTable:
 
     def top(self, n: int, now: float) -> list[tuple[str, float, float]]:
         """(key, limit, remaining) of the n keys closest to their limit."""
-        ranked = sorted(
+        ranked = heapq.nsmallest(
+            n,
             self.counters.items(),
             key=lambda kc: kc[1].remaining(now) / kc[1].limit if kc[1].limit else 0.0,
         )
-        return [(k, c.limit, c.remaining(now)) for k, c in ranked[:n]]
+        return [(k, c.limit, c.remaining(now)) for k, c in ranked]

@@ -26,6 +26,7 @@ DISPATCH = {
     "tier1": "tier1.cli:main",
     "tier2": "tier2.cli:main",
     "sim": "bench.vllmsim.cli:main",
+    "ratelimit": "control.ratelimit.cli:main",
 }
 BENCHMARKS = {
     "config-propagation": "bench.config_propagation:main",
