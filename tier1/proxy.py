@@ -232,8 +232,12 @@ class Proxy:
             last = result
             self.metrics.child(self.metrics.attempts, backend.name, result.outcome).inc()
             now = self.clock.monotonic()
-            if result.outcome != "overflow" and self.health.failure(
-                backend.name, backend.spec.outlier, now
+            # a pool's 429 sheds one priority class; it is no sign of a sick pool
+            pool_shed = backend.schema is BackendSchema.POOL and result.outcome == "429"
+            if (
+                result.outcome != "overflow"
+                and not pool_shed
+                and self.health.failure(backend.name, backend.spec.outlier, now)
             ):
                 self.metrics.child(self.metrics.cooldown, backend.name).set(1)
                 log.warning(

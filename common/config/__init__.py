@@ -3,7 +3,7 @@
 from common.config.backend import BackendSchema, BackendSpec
 from common.config.base import REVEAL, SECRET_MASK, Frozen, Name, Secret
 from common.config.consumer import ApiKey, ConsumerSpec, hash_api_key, new_api_key
-from common.config.pool import PoolSpec
+from common.config.pool import PluginConfig, PoolSpec, SchedulerProfile
 from common.config.ratelimit import RateLimitPolicySpec, parse_token_cost, parse_window
 from common.config.resources import (
     KINDS,
@@ -23,6 +23,7 @@ from common.config.resources import (
     with_revision,
 )
 from common.config.route import RouteSpec
+from common.config.scheduling import NAMED_PROFILES, PLUGIN_TYPES, PluginKind, PluginSpec
 from common.config.snapshot import (
     SCHEMA_VERSION,
     Tier1Snapshot,
@@ -34,6 +35,8 @@ from common.config.validate import ConfigSet, validate_config
 
 __all__ = [
     "KINDS",
+    "NAMED_PROFILES",
+    "PLUGIN_TYPES",
     "PLURALS",
     "REVEAL",
     "SCHEMA_VERSION",
@@ -47,6 +50,9 @@ __all__ = [
     "ConsumerSpec",
     "Frozen",
     "Name",
+    "PluginConfig",
+    "PluginKind",
+    "PluginSpec",
     "Pool",
     "PoolSpec",
     "RateLimitPolicy",
@@ -54,6 +60,7 @@ __all__ = [
     "Resource",
     "Route",
     "RouteSpec",
+    "SchedulerProfile",
     "Secret",
     "Tier1Snapshot",
     "Tier2Snapshot",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from common.config.base import Frozen
+from common.config.scheduling import DEFAULT_PROFILE, PluginSpec, profile_errors, resolve_plugins
 
 
 def _check_hostport(value: str) -> str:
@@ -59,10 +60,25 @@ class PluginConfig(Frozen):
 
 
 class SchedulerProfile(Frozen):
-    name: str = "strata"
-    """A named profile shipped with tier2 (`strata`, `gie-default`) used as the base."""
+    name: str = DEFAULT_PROFILE
+    """A named profile shipped with tier2 (`strata`, `gie-default`; see
+    common.config.scheduling). With `plugins` set it is only the profile's label."""
     plugins: list[PluginConfig] = Field(default_factory=list)
     """If set, replaces the named profile's plugin list."""
+
+    def specs(self) -> tuple[PluginSpec, ...]:
+        """The plugin list this profile runs (its own, or the named profile's)."""
+        return resolve_plugins(
+            self.name, [PluginSpec(p.type, p.weight, p.parameters) for p in self.plugins]
+        )
+
+    @model_validator(mode="after")
+    def _known_plugins(self) -> SchedulerProfile:
+        # Rejected here, so control refuses a pool tier2 could not assemble.
+        errors = profile_errors(self.specs())
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
 
 
 class Saturation(Frozen):

@@ -26,6 +26,11 @@ class MetricMapping:
     `max_lora`; the newest series (highest value = timestamp) wins."""
     prefix_queries: str | None
     prefix_hits: str | None
+    """Counters, named without `_total`: both spellings are read."""
+    block_size_label: str = "block_size"
+    """Label of `cache_config` giving tokens per KV block (SGLang: `page_size`)."""
+    num_blocks_label: str = "num_gpu_blocks"
+    """Label of `cache_config` giving the KV capacity in blocks (SGLang: `num_pages`)."""
 
 
 @dataclass(frozen=True, slots=True)

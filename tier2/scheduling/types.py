@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tier2.datalayer.types import EndpointState
+from tier2.prefix.hashing import PrefixChain
 
 
 class Priority(enum.IntEnum):
@@ -34,6 +35,12 @@ class PickRequest:
     """Chained hashes of the prompt's blocks (tier2.prefix), seeded with model+adapter."""
     priority: Priority = Priority.STANDARD
     session: str | None = None
+    stream: bool = True
+    """Streamed answer: its first byte is a TTFT the ledger can learn the prefill rate from."""
+    block_chars: int = 64
+    """Characters per hashed block (about block_chars / 4 tokens)."""
+    chain: PrefixChain | None = None
+    """The hash chain behind `block_hashes`, kept so the answer can extend it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +59,18 @@ class LedgerView:
     """Estimated requests on the pod that this replica did not send (other replicas,
     direct traffic): EWMA of scraped waiting+running minus the ledger at scrape time."""
     prefill_rate: float = 0.0
-    """Learned prefill throughput of the pod in tokens/s (0: not learned yet)."""
+    """Prefill throughput of the pod in tokens/s, learned online from observed TTFTs;
+    until then the pool's mean learned rate, or the ledger's default (0: no ledger)."""
+    kv_new_tokens: int = 0
+    """KV tokens the requests in flight add beyond what was cached when they were sent
+    (uncached prompt + expected output): shared prefix blocks are counted once."""
+    dispatched_since_scrape: int = 0
+    """Requests sent after the endpoint's last scrape and still in flight: load the
+    scraped metrics cannot show yet."""
+    kv_new_since_scrape: int = 0
+    """`kv_new_tokens` of those requests."""
+    output_tokens: int = 0
+    """Expected output tokens of the requests in flight: KV their answers will fill."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +79,8 @@ class Candidate:
     ledger: LedgerView = field(default_factory=LedgerView)
     prefix_blocks: int = 0
     """Leading blocks of the request's prompt predicted cached on this endpoint."""
+    prefix_precision: float = 1.0
+    """Measured precision of the prefix index on this endpoint (1: never wrong so far)."""
 
     @property
     def id(self) -> str:
@@ -74,6 +94,11 @@ class PickResult:
     scores: dict[str, float]
     saturated: bool = False
     """True when every candidate was saturated (the filter kept all of them)."""
+    reason: str = ""
+    """How the winner was chosen (`max-score`, `weighted-random`, `warm`, `warm-valve`,
+    `ring`, `ring-valve`, `least-cost`), for metrics."""
+    predicted_ttft_s: dict[str, float] | None = None
+    """Predicted TTFT per candidate, from pickers that compute one."""
 
 
 class Filter(Protocol):

@@ -89,7 +89,9 @@ async def _setup(
     return Setup(await start_gateway(docs, settings, clock=clock), fake)
 
 
-async def test_requests_limit_429_with_openai_headers(fake: Any, quota: Any, clock: FakeClock):
+async def test_requests_limit_429_with_openai_headers(
+    fake: Any, quota: Any, clock: FakeClock
+) -> None:
     s = await _setup(
         fake,
         [policy("p", [{"window": "1m", "requests": 3}])],
@@ -117,7 +119,9 @@ async def test_requests_limit_429_with_openai_headers(fake: Any, quota: Any, clo
         await s.close()
 
 
-async def test_tokens_reserve_estimate_then_charge_actual(fake: Any, quota: Any, clock: FakeClock):
+async def test_tokens_reserve_estimate_then_charge_actual(
+    fake: Any, quota: Any, clock: FakeClock
+) -> None:
     limits = [{"window": "1h", "tokens": 1000, "token_cost": "input + 4*output"}]
     s = await _setup(fake, [policy("t", limits)], replicas=(quota.address,), clock=clock)
     try:
@@ -138,7 +142,7 @@ async def test_tokens_reserve_estimate_then_charge_actual(fake: Any, quota: Any,
 
 async def test_failed_upstream_charges_the_request_not_tokens(
     fake: Any, quota: Any, clock: FakeClock
-):
+) -> None:
     limits = [{"window": "1m", "requests": 10, "tokens": 10_000}]
     s = await _setup(fake, [policy("p", limits)], replicas=(quota.address,), clock=clock)
     try:
@@ -154,7 +158,9 @@ async def test_failed_upstream_charges_the_request_not_tokens(
         await s.close()
 
 
-async def test_shadow_mode_counts_but_never_rejects(fake: Any, quota: Any, clock: FakeClock):
+async def test_shadow_mode_counts_but_never_rejects(
+    fake: Any, quota: Any, clock: FakeClock
+) -> None:
     pol = policy("sh", [{"window": "1m", "requests": 2}], mode="shadow")
     s = await _setup(fake, [pol], replicas=(quota.address,), clock=clock)
     try:
@@ -168,7 +174,7 @@ async def test_shadow_mode_counts_but_never_rejects(fake: Any, quota: Any, clock
         await s.close()
 
 
-async def test_window_rolls_over(fake: Any, quota: Any, clock: FakeClock):
+async def test_window_rolls_over(fake: Any, quota: Any, clock: FakeClock) -> None:
     s = await _setup(
         fake,
         [policy("p", [{"window": "1m", "requests": 2}])],
@@ -189,7 +195,9 @@ async def test_window_rolls_over(fake: Any, quota: Any, clock: FakeClock):
         await s.close()
 
 
-async def test_monthly_budget_resets_at_the_month_boundary(fake: Any, quota: Any, clock: FakeClock):
+async def test_monthly_budget_resets_at_the_month_boundary(
+    fake: Any, quota: Any, clock: FakeClock
+) -> None:
     pol = policy("monthly", [{"window": "month", "requests": 1}], timezone="Europe/Berlin")
     s = await _setup(fake, [pol], replicas=(quota.address,), clock=clock)
     try:
@@ -205,7 +213,9 @@ async def test_monthly_budget_resets_at_the_month_boundary(fake: Any, quota: Any
         await s.close()
 
 
-async def test_fail_open_falls_back_to_a_local_share_and_recovers(fake: Any, clock: FakeClock):
+async def test_fail_open_falls_back_to_a_local_share_and_recovers(
+    fake: Any, clock: FakeClock
+) -> None:
     port = free_port()
     s = await _setup(
         fake,
@@ -239,7 +249,7 @@ async def test_fail_open_falls_back_to_a_local_share_and_recovers(fake: Any, clo
         await s.close()
 
 
-async def test_fail_closed_rejects_while_the_service_is_down(fake: Any, clock: FakeClock):
+async def test_fail_closed_rejects_while_the_service_is_down(fake: Any, clock: FakeClock) -> None:
     pol = policy("strict", [{"window": "1m", "requests": 100}], on_unavailable="fail_closed")
     s = await _setup(fake, [pol], replicas=(f"127.0.0.1:{free_port()}",), clock=clock)
     try:

@@ -17,8 +17,17 @@ from common.quota.table import QuotaTable
 from common.quota.windows import format_reset, month_at, window_at
 
 
-def ts(*args: int, tz: str = "UTC") -> float:
-    return datetime(*args, tzinfo=ZoneInfo(tz)).timestamp()
+def ts(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    *,
+    tz: str = "UTC",
+) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=ZoneInfo(tz)).timestamp()
 
 
 @pytest.mark.parametrize(
@@ -30,7 +39,9 @@ def ts(*args: int, tz: str = "UTC") -> float:
         (86400, 86399.9, 0.0, 86400.0),
     ],
 )
-def test_second_windows_align_to_the_epoch(length: int, now: float, start: float, end: float):
+def test_second_windows_align_to_the_epoch(
+    length: int, now: float, start: float, end: float
+) -> None:
     w = window_at(length, now)
     assert (w.start, w.end) == (start, end)
 
@@ -49,12 +60,14 @@ def test_second_windows_align_to_the_epoch(length: int, now: float, start: float
          ts(2026, 3, 1, tz="Europe/Berlin"), ts(2026, 4, 1, tz="Europe/Berlin")),
     ],
 )  # fmt: skip
-def test_month_windows_follow_the_zone_calendar(now: float, tz: str, start: float, end: float):
+def test_month_windows_follow_the_zone_calendar(
+    now: float, tz: str, start: float, end: float
+) -> None:
     w = month_at(now, tz)
     assert (w.start, w.end) == (start, end)
 
 
-def test_month_with_dst_is_an_hour_short():
+def test_month_with_dst_is_an_hour_short() -> None:
     w = month_at(ts(2026, 3, 10, tz="Europe/Berlin"), "Europe/Berlin")
     assert w.end - w.start == 31 * 86400 - 3600
     assert datetime.fromtimestamp(w.start, UTC).hour == 23  # midnight CET is 23:00 UTC
@@ -65,11 +78,11 @@ def test_month_with_dst_is_an_hour_short():
     [(0.02, "20ms"), (0.0, "0ms"), (1.5, "1.5s"), (59.0, "59s"), (360.0, "6m0s"),
      (7384.0, "2h3m4s")],
 )  # fmt: skip
-def test_reset_durations_look_like_openais(seconds: float, text: str):
+def test_reset_durations_look_like_openais(seconds: float, text: str) -> None:
     assert format_reset(seconds) == text
 
 
-def test_ring_moves_few_keys_when_a_replica_joins():
+def test_ring_moves_few_keys_when_a_replica_joins() -> None:
     keys = [f"policy/0/user-{i}/0/r" for i in range(2000)]
     two = HashRing(["a:1", "b:1"])
     three = HashRing(["a:1", "b:1", "c:1"])
@@ -87,7 +100,7 @@ def _ask(limit: float, amount: float = 1.0) -> Ask:
     return Ask("k", amount, limit, window_end=1e12, persist=False)
 
 
-def test_first_request_needs_a_sync_then_spends_locally():
+def test_first_request_needs_a_sync_then_spends_locally() -> None:
     book = LeaseBook()
     table = QuotaTable()
     st_ = book.state(_ask(100), "q:1")
@@ -100,7 +113,7 @@ def test_first_request_needs_a_sync_then_spends_locally():
     assert st_.free == grant["a"] - 1
 
 
-def test_a_lease_is_trusted_only_until_it_expires():
+def test_a_lease_is_trusted_only_until_it_expires() -> None:
     book = LeaseBook(lease_s=1.0)
     table = QuotaTable(lease_s=1.0)
     st_ = book.state(_ask(100), "q:1")
@@ -113,7 +126,7 @@ def test_a_lease_is_trusted_only_until_it_expires():
     assert book.check(st_, 1, now=1.0) == "unavailable"
 
 
-def test_exhausted_budget_rejects_without_asking_again():
+def test_exhausted_budget_rejects_without_asking_again() -> None:
     book = LeaseBook()
     table = QuotaTable()
     st_ = book.state(_ask(3), "q:1")
@@ -127,7 +140,7 @@ def test_exhausted_budget_rejects_without_asking_again():
     assert book.check(st_, 1, 0.01) == "reject"
 
 
-def test_failed_requests_give_their_tokens_back():
+def test_failed_requests_give_their_tokens_back() -> None:
     book = LeaseBook()
     st_ = book.state(_ask(1000, 100), "q:1")
     book.reserve(st_, 100, 0.0)
@@ -135,7 +148,7 @@ def test_failed_requests_give_their_tokens_back():
     assert st_.reserved == 0 and st_.unsent == 0 and st_.window_used == 0
 
 
-def test_unreported_usage_survives_a_failed_sync():
+def test_unreported_usage_survives_a_failed_sync() -> None:
     book = LeaseBook()
     st_ = book.state(_ask(1000, 10), "q:1")
     book.reserve(st_, 10, 0.0)
@@ -146,7 +159,7 @@ def test_unreported_usage_survives_a_failed_sync():
     assert st_.unsent == 7.0 and book.begin(st_, 0.3)["d"] == 7.0
 
 
-def test_fail_open_allows_this_process_its_share():
+def test_fail_open_allows_this_process_its_share() -> None:
     book = LeaseBook(holders=4)
     st_ = book.state(_ask(100), None)
     for _ in range(25):
@@ -155,7 +168,7 @@ def test_fail_open_allows_this_process_its_share():
     assert not book.fallback_ok(st_, 1)
 
 
-def test_idle_keys_give_their_allotment_back():
+def test_idle_keys_give_their_allotment_back() -> None:
     book = LeaseBook(idle_return_s=1.0)
     table = QuotaTable()
     st_ = book.state(_ask(100), "q:1")
@@ -179,7 +192,7 @@ def test_idle_keys_give_their_allotment_back():
 )
 def test_many_holders_never_admit_more_than_the_limit(
     seed: int, holders: int, limit: int, token_mode: bool
-):
+) -> None:
     """Random interleavings of admissions, settlements and Syncs from several holders
     (some Syncs lost; each holder's loop renews its lease at least every 0.4 s, as the
     client does): admitted amounts never exceed the limit when actual usage equals the

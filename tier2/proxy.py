@@ -1,0 +1,405 @@
+"""Stream one picked request through to its pod; the only module that awaits pods.
+
+- The body goes on untouched; the answer streams back as it comes (no buffering of
+  streams), with `x-gateway-destination-endpoint: host:port` (Envoy's inference
+  extension header) naming the pod that served it.
+- Until the first byte reaches the client, a connection failure (refused, reset,
+  closed before an answer: a pod that died) marks the pod unreachable and the request
+  moves to the next-best pod. After that, a broken pod ends the stream with an error
+  event: bytes the client has seen cannot be taken back.
+- The ledger hears the first byte (`first_byte`) and the end (`finish`, exactly once:
+  success, error, or the client leaving), with the pod's reported cached prompt tokens
+  and the generated text, so the prefix index learns what is really cached.
+- A client that goes away cancels the request, waiting or in flight (DisconnectWatch),
+  and the connection to the pod is closed, so vLLM aborts the work instead of
+  finishing it for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Literal, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from common import jsonutil
+from common.clock import Clock
+from common.config import Pool
+from common.errors import GatewayError, NotFound, Unavailable
+from tier2.admission import Admission, Overflow
+from tier2.datalayer.store import EndpointStore
+from tier2.datalayer.types import EndpointState
+from tier2.http.observe import Outcome, StreamObserver, unary_outcome
+from tier2.http.parse import InferenceRequest
+from tier2.metrics import Tier2Metrics
+from tier2.picker import PickerStats
+from tier2.runtime import Tier2Runtime
+from tier2.scheduling.framework import NoEndpoint
+from tier2.scheduling.types import PickRequest, Priority
+from tier2.settings import Tier2Settings
+
+log = logging.getLogger(__name__)
+
+DESTINATION_HEADER: Final = "x-gateway-destination-endpoint"
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+# failures that prove the pod never produced an answer for this request
+_UNREACHED = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientPayloadError,
+    ConnectionError,
+)
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class Dispatcher(Protocol):
+    """The picker's side of one request in flight."""
+
+    def retry(self, pick: Any, now: float) -> str | None: ...
+    def first_byte(self, pick: Any, now: float) -> None: ...
+    def finish(
+        self,
+        pick: Any,
+        now: float,
+        *,
+        ok: bool,
+        cached_tokens: int | None = None,
+        generated_text: str = "",
+    ) -> None: ...
+
+
+class Picker(Dispatcher, Protocol):
+    """What tier2 needs of its picker (tier2.picker.PoolPicker); all synchronous."""
+
+    def configure(self, pool: Pool) -> None: ...
+    def stats(self) -> PickerStats: ...
+    def set_endpoints(self, states: Mapping[str, EndpointState]) -> None: ...
+    def is_saturated(self, now: float) -> bool: ...
+    def build_request(
+        self,
+        body: Mapping[str, Any],
+        *,
+        request_id: str,
+        kind: Literal["chat", "completions"] | None = None,
+        priority: Priority = Priority.STANDARD,
+        session: str | None = None,
+    ) -> PickRequest: ...
+    def pick(self, req: PickRequest, now: float) -> Any:
+        """Raises NoEndpoint when no endpoint can take the request."""
+        ...
+
+
+class PodTimeout(GatewayError):
+    status = 504
+    code = "upstream_timeout"
+    type = "api_error"
+    expose = True
+
+
+class _Unreached(Exception):
+    """The pod failed before answering anything: the next-best pod may take over."""
+
+
+class _Ledger:
+    """first_byte and finish for one pick, each at most once."""
+
+    def __init__(self, picker: Dispatcher, pick: Any, clock: Clock) -> None:
+        self.picker, self.pick, self.clock = picker, pick, clock
+        self.started = self.finished = False
+
+    def first_byte(self) -> None:
+        if not self.started:
+            self.started = True
+            self.picker.first_byte(self.pick, self.clock.monotonic())
+
+    def finish(self, ok: bool, outcome: Outcome | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.picker.finish(
+            self.pick,
+            self.clock.monotonic(),
+            ok=ok,
+            cached_tokens=outcome.cached_tokens if outcome else None,
+            generated_text=outcome.text if outcome else "",
+        )
+
+
+class DisconnectWatch:
+    """Cancel the handler when its client goes away (aiohttp only does so itself when
+    the server runs with handler_cancellation=True). A timer, not a task: cheap."""
+
+    def __init__(self, request: web.Request, interval_s: float) -> None:
+        self._request = request
+        self._interval = interval_s
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(interval_s, self._check)
+
+    def _check(self) -> None:
+        transport = self._request.transport
+        if transport is None or transport.is_closing():
+            self._handle = None
+            self._request.task.cancel()
+            return
+        self._handle = self._loop.call_later(self._interval, self._check)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Proxy:
+    """Admission, pick and stream-through for one request at a time, over the state a
+    replica keeps across config swaps (store, admission, the current picker)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        store: EndpointStore,
+        admission: Admission,
+        metrics: Tier2Metrics,
+        clock: Clock,
+        settings: Tier2Settings,
+    ) -> None:
+        self._session = session
+        self.store = store
+        self.admission = admission
+        self.metrics = metrics
+        self.clock = clock
+        self.settings = settings
+        self.runtime: Tier2Runtime | None = None
+        self._picker: Picker | None = None
+        self._fed_version = -1
+        # a stream may pause up to stream_idle_s between bytes; a unary answer comes
+        # whole at the end, so only the client (tier1's request timeout) bounds it
+        self._timeouts = {
+            True: aiohttp.ClientTimeout(
+                sock_connect=settings.connect_timeout_s, sock_read=settings.stream_idle_s
+            ),
+            False: aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s),
+        }
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the pod session is not open (app not started)")
+        return self._session
+
+    @session.setter
+    def session(self, value: aiohttp.ClientSession) -> None:
+        self._session = value
+
+    def use(self, runtime: Tier2Runtime, picker: Picker) -> None:
+        """Serve a new pool config (and picker, which may be the same object)."""
+        if picker is not self._picker:
+            self._picker, self._fed_version = picker, -1
+        self.runtime = runtime
+
+    def picker(self) -> Picker:
+        """The current picker, told about endpoint changes since it last looked."""
+        picker = self._picker
+        if picker is None:
+            raise Unavailable("tier2 has no pool configuration yet; retry shortly")
+        self.refresh()
+        return picker
+
+    def refresh(self) -> None:
+        """Hand the picker the endpoint states that changed since it last looked."""
+        if self._picker is not None and self._fed_version != self.store.version:
+            self._picker.set_endpoints(self.store.snapshot())
+            self._fed_version = self.store.version
+
+    def saturated(self, now: float) -> bool:
+        return self._picker is not None and self.picker().is_saturated(now)
+
+    def picker_stats(self) -> PickerStats | None:
+        return self._picker.stats() if self._picker is not None else None
+
+    async def handle(
+        self, request: web.Request, req: InferenceRequest, request_id: str
+    ) -> web.StreamResponse:
+        runtime = self.runtime
+        if runtime is None:
+            raise Unavailable("tier2 has no pool configuration yet; retry shortly")
+        spec = runtime.pool.spec
+        if req.model != spec.model and req.model not in spec.adapters:
+            raise ModelNotFound(
+                f"model {req.model!r} is not served by pool {runtime.pool.name!r}", param="model"
+            )
+        watch = DisconnectWatch(request, self.settings.disconnect_check_s)
+        try:
+            picker, pick = await self._admit_and_pick(req, request_id)
+            return await self.forward(request, req, picker, pick, pick.endpoint)
+        finally:
+            watch.close()
+
+    async def _admit_and_pick(self, req: InferenceRequest, request_id: str) -> tuple[Picker, Any]:
+        waited = await self.admission.admit(req.priority)
+        try:
+            picker = self.picker()  # after the wait: the state of now, not of arrival
+            started = time.perf_counter()
+            pick_req = picker.build_request(
+                req.body,
+                request_id=request_id,
+                kind=req.kind,
+                priority=req.priority,
+                session=req.session,
+            )
+            pick = picker.pick(pick_req, self.clock.monotonic())
+            self.metrics.pick_duration.observe(time.perf_counter() - started)
+            return picker, pick
+        except NoEndpoint as e:
+            raise Overflow(str(e)) from None  # tier1 may still serve it elsewhere
+        finally:
+            if waited:
+                self.admission.dispatched()
+
+    async def forward(
+        self,
+        request: web.Request,
+        req: InferenceRequest,
+        picker: Dispatcher,
+        pick: Any,
+        endpoint: str,
+    ) -> web.StreamResponse:
+        ledger = _Ledger(picker, pick, self.clock)
+        current: str | None = endpoint
+        try:
+            while current is not None:
+                self.metrics.picks.labels(current).inc()
+                try:
+                    return await self._exchange(request, req, ledger, current)
+                except _Unreached as e:
+                    now = self.clock.monotonic()
+                    log.warning("pod %s failed before answering (%s); trying the next", current, e)
+                    self.store.mark_unreachable(current, now, f"connect: {e}")
+                    self.metrics.connect_failures.labels(current).inc()
+                    current = picker.retry(pick, now)
+            raise Overflow("no endpoint of the pool could be reached")
+        finally:
+            ledger.finish(ok=False)  # a no-op when the exchange already finished
+
+    async def _exchange(
+        self, request: web.Request, req: InferenceRequest, ledger: _Ledger, endpoint: str
+    ) -> web.StreamResponse:
+        try:
+            resp = await self.session.post(
+                f"http://{endpoint}{_PATHS[req.kind]}",
+                data=req.raw,
+                headers=req.headers,
+                timeout=self._timeouts[req.stream],
+            )
+        except _UNREACHED as e:
+            raise _Unreached(_describe(e)) from None
+        except TimeoutError:
+            raise PodTimeout(f"the pod {endpoint} did not answer in time") from None
+        try:
+            if resp.status >= 400 or not req.stream:
+                return await self._whole(resp, ledger, endpoint)
+            return await self._relay(request, resp, ledger, endpoint)
+        finally:
+            if resp.content.at_eof():
+                resp.release()  # the connection goes back to the pool
+            else:
+                resp.close()  # the pod sees the disconnect and aborts the request
+
+    async def _whole(
+        self, resp: aiohttp.ClientResponse, ledger: _Ledger, endpoint: str
+    ) -> web.Response:
+        try:
+            body = await resp.read()
+        except _UNREACHED as e:
+            raise _Unreached(_describe(e)) from None
+        except TimeoutError:
+            raise PodTimeout(f"the pod {endpoint} stopped answering") from None
+        ok = resp.status < 400
+        if ok:
+            ledger.first_byte()
+            ledger.finish(True, unary_outcome(body, self.settings.max_recorded_text_chars))
+        else:  # refused before any work: what pick() recorded there is not cached
+            ledger.finish(False)
+            body = body[:_MAX_ERROR_BODY]
+        headers = {DESTINATION_HEADER: endpoint}
+        return web.Response(
+            body=body,
+            status=resp.status,
+            headers=headers,
+            content_type=resp.content_type or "application/json",
+        )
+
+    async def _relay(
+        self,
+        request: web.Request,
+        resp: aiohttp.ClientResponse,
+        ledger: _Ledger,
+        endpoint: str,
+    ) -> web.StreamResponse:
+        chunks = resp.content.iter_any()
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise _Unreached("the pod closed the stream before any byte") from None
+        except _UNREACHED as e:
+            raise _Unreached(_describe(e)) from None
+        except TimeoutError:
+            raise PodTimeout(f"the pod {endpoint} sent nothing in time") from None
+        ledger.first_byte()
+        observer = StreamObserver(self.settings.max_recorded_text_chars)
+        stream = web.StreamResponse(
+            status=resp.status,
+            headers={
+                "Content-Type": resp.headers.get("Content-Type", "text/event-stream"),
+                "Cache-Control": "no-cache",
+                DESTINATION_HEADER: endpoint,
+            },
+        )
+        await stream.prepare(request)
+        chunk = first
+        while True:
+            observer.feed(chunk)
+            try:
+                await stream.write(chunk)
+            except ConnectionResetError:
+                ledger.finish(ok=False)  # the client left: the caller closes the pod side
+                return stream
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except (TimeoutError, *_UNREACHED) as e:
+                log.warning("pod %s broke its stream: %s", endpoint, _describe(e))
+                ledger.finish(ok=False, outcome=observer.outcome())
+                await _stream_error(stream, isinstance(e, TimeoutError))
+                return stream
+        ledger.finish(ok=True, outcome=observer.outcome())
+        try:
+            await stream.write_eof()
+        except ConnectionResetError:
+            pass
+        return stream
+
+
+async def _stream_error(stream: web.StreamResponse, stalled: bool) -> None:
+    message = "the model server stalled" if stalled else "the model server broke the stream"
+    code = "upstream_timeout" if stalled else "upstream_disconnected"
+    event = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
+    try:
+        await stream.write(b"data: " + jsonutil.dumps(event) + b"\n\n")
+        await stream.write_eof()
+    except ConnectionResetError:
+        pass
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
