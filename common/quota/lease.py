@@ -52,7 +52,8 @@ class KeyState:
     """Units per second reserved recently (EWMA)."""
     since_sync: float = 0.0
     shortfall: float = 0.0
-    """Amount a rejected-for-lack-of-lease admission needed; asked for at the next Sync."""
+    """What admissions that found the lease short needed since the last Sync (summed:
+    a burst waiting on one round asks for all of itself at once)."""
     last_amount: float = 0.0
     starved: bool = False
     """The last grant did not cover the shortfall: the next Sync gives the free part
@@ -120,7 +121,7 @@ class LeaseBook:
             return "unavailable"
         if live and st.others + st.free < amount and st.synced_once:
             return "reject"
-        st.shortfall = max(st.shortfall, amount)
+        st.shortfall += amount
         return "sync"
 
     def fallback_ok(self, st: KeyState, amount: float) -> bool:
@@ -143,7 +144,7 @@ class LeaseBook:
         st.window_used += actual - reserved
 
     def want_more(self, st: KeyState, amount: float) -> None:
-        st.shortfall = max(st.shortfall, amount)
+        st.shortfall += amount
 
     # -- Sync ---------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ Admission (no network call while the local lease covers the request):
 4. Every ask (enforced or shadow) is reserved; `settle` later replaces the reservation
    by actual usage: requests always count 1, tokens count actual usage, or nothing if
    the request failed upstream, or the estimate if the upstream did not report usage.
+
+Speed: what steps 1–2 derive from (route, consumer, model, descriptor headers) is
+memoised per config revision as `_Slot`s, each holding its current window, key and
+lease state, so a request in a warm window costs a few attribute reads per limit.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from tier1.ratelimit.metrics import QuotaMetrics
 from tier1.ratelimit.policies import (
     CompiledLimit,
     CompiledPolicy,
+    cost,
     estimate_input_tokens,
-    token_cost,
     window_of,
 )
 from tier1.runtime import Tier1Runtime
@@ -40,21 +44,35 @@ from tier1.runtime import Tier1Runtime
 log = logging.getLogger(__name__)
 
 NO_ADMISSION = Admission()
+MAX_MEMO = 50_000
+"""Memoised (route, consumer, model, headers) combinations before the memo restarts."""
 
 
-@dataclass(slots=True)
-class _Item:
+@dataclass(slots=True, eq=False)
+class _Slot:
+    """One counter of one limit for one descriptor value, across windows."""
+
     policy: CompiledPolicy
     limit: CompiledLimit
     tokens: bool
-    ask: Ask
-    reset_at: float
+    prefix: str
+    limit_value: float
+    start: float = math.inf
+    end: float = -math.inf
+    key: str = ""
     state: KeyState | None = None
+    reset_cache: tuple[int, str] = (-1, "")
+
+
+# one request's hold on one slot: (slot, state, reserved amount)
+_Hold = tuple[_Slot, KeyState, float]
+# the slots of one (route, consumer, model, headers) and the names of their policies
+_Slots = tuple[tuple[_Slot, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    items: tuple[_Item, ...]
+    holds: tuple[_Hold, ...]
 
 
 class GlobalQuota:
@@ -75,12 +93,32 @@ class GlobalQuota:
         self.static_replicas = static_replicas
         self.clock = clock or SystemClock()
         self.sync_wait_s = sync_wait_s
-        self._seen_revision = -1
+        self._revision = -1
+        self._memo: dict[tuple[object, ...], _Slots] = {}
+        self._headers_used: tuple[str, ...] = ()
 
     def _refresh(self, rt: Tier1Runtime) -> None:
-        """Follow the replica set of a newly applied snapshot."""
-        self._seen_revision = rt.revision
-        self.client.set_replicas(self.static_replicas or rt.ratelimit)
+        """A new snapshot: follow its replica set, forget what was derived from the old."""
+        self._revision = rt.revision
+        self._memo.clear()
+        self._headers_used = tuple(
+            sorted(
+                {
+                    part.partition(":")[2].lower()
+                    for p in rt.policies.values()
+                    for part in p.parts
+                    if part.startswith("header:")
+                }
+            )
+        )
+        replicas = self.static_replicas or rt.ratelimit
+        if rt.policies and not replicas:
+            log.warning(
+                "no quota replicas known: rate limits are enforced per process "
+                "(limit / %d) until control publishes some or --ratelimit names them",
+                self.book.holders,
+            )
+        self.client.set_replicas(replicas)
 
     # -- admission ----------------------------------------------------------------------
 
@@ -88,33 +126,68 @@ class GlobalQuota:
         rt = self.runtime()
         if rt is None or not rt.policies:
             return NO_ADMISSION
-        if rt.revision != self._seen_revision:
+        if rt.revision != self._revision:
             self._refresh(rt)
-        items = self._items(rt, req, consumer, route)
-        if not items:
+        slots, policies = self._slots(rt, req, consumer, route)
+        if not slots:
             return NO_ADMISSION
+        wall = self.clock.wall()
         now = self.clock.monotonic()
-        verdicts = self._check(items, now)
-        if "sync" in verdicts:
-            keys = [it.ask.key for it, v in zip(items, verdicts, strict=True) if v == "sync"]
-            await self.client.sync_now(keys, self.sync_wait_s)
-            now = self.clock.monotonic()
-            verdicts = self._check(items, now)
-        self._decide(items, verdicts)
-        for it in items:
-            assert it.state is not None
-            self.book.reserve(it.state, it.ask.amount, now)
-        return Admission(_Held(tuple(items)), self._headers(items))
+        est: float | None = None
+        holds: list[_Hold] = []
+        verdicts: list[str] = []
+        check = self.book.check
+        for slot in slots:
+            st = self._state(slot, wall)
+            if slot.tokens:
+                if est is None:
+                    est = float(estimate_input_tokens(len(req.raw)))
+                out = (
+                    req.max_tokens
+                    if req.max_tokens is not None
+                    else slot.policy.default_max_output_tokens
+                )
+                amount = cost(slot.limit.coef, est, out)
+            else:
+                amount = 1.0
+            holds.append((slot, st, amount))
+            verdicts.append(check(st, amount, now))
+        if any(v != "ok" for v in verdicts):
+            if "sync" in verdicts:
+                keys = [h[1].key for h, v in zip(holds, verdicts, strict=True) if v == "sync"]
+                await self.client.sync_now(keys, self.sync_wait_s)
+                now = self.clock.monotonic()
+                verdicts = [check(st, amount, now) for _, st, amount in holds]
+            self._decide(holds, verdicts, wall)
+        else:
+            decision = self.metrics.decision
+            for name in policies:
+                decision(name, "allowed")
+        reserve = self.book.reserve
+        for _, st, amount in holds:
+            reserve(st, amount, now)
+        return Admission(_Held(tuple(holds)), self._headers(holds, wall))
 
-    def _items(
+    def _slots(
         self, rt: Tier1Runtime, req: ParsedRequest, consumer: Consumer, route: str
-    ) -> list[_Item]:
+    ) -> _Slots:
+        memo_key: tuple[object, ...] = (route, consumer.name, req.model)
+        if self._headers_used:
+            memo_key += tuple(req.headers.get(h) for h in self._headers_used)
+        slots = self._memo.get(memo_key)
+        if slots is None:
+            if len(self._memo) >= MAX_MEMO:
+                self._memo.clear()
+            slots = self._memo[memo_key] = self._build_slots(rt, req, consumer, route)
+        return slots
+
+    def _build_slots(
+        self, rt: Tier1Runtime, req: ParsedRequest, consumer: Consumer, route: str
+    ) -> _Slots:
         names = rt.route_policies.get(route, ())
         if consumer.spec.rate_limit_policies:
             names = tuple(dict.fromkeys((*names, *consumer.spec.rate_limit_policies)))
-        wall = self.clock.wall()
-        items: list[_Item] = []
-        est_in: int | None = None
+        slots = []
         for name in names:
             pol = rt.policies.get(name)
             if pol is None or not pol.applies_to(req.model):
@@ -123,109 +196,121 @@ class GlobalQuota:
             if desc is None:
                 continue
             for lim in pol.limits:
-                w = window_of(lim, pol.timezone, wall)
-                base = f"{pol.name}/{lim.index}/{desc}/{int(w.start)}"
+                prefix = f"{pol.name}/{lim.index}/{desc}/"
                 if lim.requests is not None:
-                    ask = Ask(base + "/r", 1.0, lim.requests, w.end, lim.persist, pol.fail_closed)
-                    items.append(_Item(pol, lim, False, ask, w.end))
+                    slots.append(_Slot(pol, lim, False, prefix, float(lim.requests)))
                 if lim.tokens is not None:
-                    if est_in is None:
-                        est_in = estimate_input_tokens(len(req.raw))
-                    out = (
-                        req.max_tokens
-                        if req.max_tokens is not None
-                        else pol.default_max_output_tokens
-                    )
-                    amount = token_cost(lim.weights, input=est_in, output=out)
-                    ask = Ask(base + "/t", amount, lim.tokens, w.end, lim.persist, pol.fail_closed)
-                    items.append(_Item(pol, lim, True, ask, w.end))
-        return items
+                    slots.append(_Slot(pol, lim, True, prefix, float(lim.tokens)))
+        return tuple(slots), tuple(dict.fromkeys(s.policy.name for s in slots))
 
-    def _check(self, items: list[_Item], now: float) -> list[str]:
-        out: list[str] = []
-        for it in items:
-            if it.state is None:
-                it.state = self.book.state(it.ask, self.client.owner(it.ask.key))
-            out.append(self.book.check(it.state, it.ask.amount, now))
-        return out
+    def _state(self, slot: _Slot, wall: float) -> KeyState:
+        """The lease state of the slot's current window."""
+        if not slot.start <= wall < slot.end:
+            w = window_of(slot.limit, slot.policy.timezone, wall)
+            slot.start, slot.end = w.start, w.end
+            slot.key = f"{slot.prefix}{int(w.start)}/{'t' if slot.tokens else 'r'}"
+            slot.state = None
+        st = slot.state
+        if st is None or self.book.keys.get(slot.key) is not st:
+            st = self.book.keys.get(slot.key)
+            if st is None:
+                ask = Ask(
+                    slot.key,
+                    0.0,
+                    slot.limit_value,
+                    slot.end,
+                    slot.limit.persist,
+                    slot.policy.fail_closed,
+                )
+                st = self.book.state(ask, self.client.owner(slot.key))
+            slot.state = st
+        return st
 
-    def _decide(self, items: list[_Item], verdicts: list[str]) -> None:
+    def _decide(self, holds: list[_Hold], verdicts: list[str], wall: float) -> None:
         """Raise RateLimited if an enforced ask does not fit; count every decision."""
-        failing: list[tuple[_Item, str]] = []
-        local: list[_Item] = []
-        for it, v in zip(items, verdicts, strict=True):
+        failing: list[tuple[_Hold, str]] = []
+        local: list[_Hold] = []
+        for hold, v in zip(holds, verdicts, strict=True):
             if v == "ok":
                 continue
-            assert it.state is not None
+            slot, st, amount = hold
             if v == "reject":
-                failing.append((it, "rejected"))
-            elif it.ask.fail_closed:
-                failing.append((it, "fail_closed"))
-            elif self.book.fallback_ok(it.state, it.ask.amount):
-                local.append(it)
+                failing.append((hold, "rejected"))
+            elif slot.policy.fail_closed:
+                failing.append((hold, "fail_closed"))
+            elif self.book.fallback_ok(st, amount):
+                local.append(hold)
             else:
-                failing.append((it, "rejected"))
-        enforced = [(it, why) for it, why in failing if not it.policy.shadow]
+                failing.append((hold, "rejected"))
+        enforced = [(h, why) for h, why in failing if not h[0].policy.shadow]
         results: dict[str, str] = {}
-        for it, why in failing:
-            results[it.policy.name] = why if not it.policy.shadow else "shadow_rejected"
-        for it in local:
-            results.setdefault(it.policy.name, "fail_open")
-        for it in items:
-            results.setdefault(it.policy.name, "allowed")
+        for (slot, _, _), why in failing:
+            results[slot.policy.name] = why if not slot.policy.shadow else "shadow_rejected"
+        for slot, _, _ in local:
+            results.setdefault(slot.policy.name, "fail_open")
+        for slot, _, _ in holds:
+            results.setdefault(slot.policy.name, "allowed")
         if enforced:
             for name, result in results.items():
                 # nothing is admitted, so policies that would have allowed count nothing
                 if result not in ("allowed", "fail_open"):
                     self.metrics.decision(name, result)
-            it, why = enforced[0]
-            raise self._rejection(it, why, items)
+            hold, why = enforced[0]
+            raise self._rejection(hold, why, holds, wall)
         for name, result in results.items():
             self.metrics.decision(name, result)
 
-    def _rejection(self, it: _Item, why: str, items: list[_Item]) -> RateLimited:
-        wall = self.clock.wall()
+    def _rejection(self, hold: _Hold, why: str, holds: list[_Hold], wall: float) -> RateLimited:
+        slot, st, amount = hold
+        headers = dict(self._headers(holds, wall))
         if why == "fail_closed":
             return RateLimited(
-                f"rate limit service unavailable and policy {it.policy.name!r} fails closed; "
-                "retry shortly",
+                f"rate limit service unavailable and policy {slot.policy.name!r} fails "
+                "closed; retry shortly",
                 retry_after_s=1.0,
-                headers=dict(self._headers(items)),
+                headers=headers,
             )
-        st = it.state
-        assert st is not None
-        what = "tokens" if it.tokens else "requests"
-        window = "month" if it.limit.window == "month" else f"{it.limit.window}s"
+        what = "tokens" if slot.tokens else "requests"
+        window = "month" if slot.limit.window == "month" else f"{slot.limit.window}s"
         # budget held by other processes may come back before the window ends
-        retry = 1.0 if st.others > it.ask.amount else max(1.0, it.reset_at - wall)
+        retry = 1.0 if st.others > amount else max(1.0, slot.end - wall)
         return RateLimited(
-            f"rate limit exceeded: policy {it.policy.name!r} allows {int(it.ask.limit)} "
-            f"{what} per {window}; this request needs {math.ceil(it.ask.amount)}, "
-            f"retry in {math.ceil(retry)}s",
+            f"rate limit exceeded: policy {slot.policy.name!r} allows "
+            f"{int(slot.limit_value)} {what} per {window}; this request needs "
+            f"{math.ceil(amount)}, retry in {math.ceil(retry)}s",
             retry_after_s=retry,
-            headers=dict(self._headers(items)),
+            headers=headers,
         )
 
-    def _headers(self, items: list[_Item]) -> tuple[tuple[str, str], ...]:
+    def _headers(self, holds: list[_Hold], wall: float) -> tuple[tuple[str, str], ...]:
         """x-ratelimit-* of the tightest requests limit and the tightest tokens limit."""
-        wall = self.clock.wall()
-        best: dict[bool, tuple[float, _Item]] = {}
-        for it in items:
-            if it.policy.shadow or it.state is None:
+        best_r: tuple[float, _Slot] | None = None
+        best_t: tuple[float, _Slot] | None = None
+        for slot, st, _ in holds:
+            if slot.policy.shadow:
                 continue
-            rem = it.state.remaining()
-            cur = best.get(it.tokens)
-            if cur is None or rem < cur[0]:
-                best[it.tokens] = (rem, it)
-        out = []
-        for tokens, (rem, it) in best.items():
-            suffix = "tokens" if tokens else "requests"
-            out += [
-                (f"x-ratelimit-limit-{suffix}", str(int(it.ask.limit))),
-                (f"x-ratelimit-remaining-{suffix}", str(int(rem))),
-                (f"x-ratelimit-reset-{suffix}", format_reset(it.reset_at - wall)),
-            ]
-        return tuple(out)
+            rem = st.remaining()
+            if slot.tokens:
+                if best_t is None or rem < best_t[0]:
+                    best_t = (rem, slot)
+            elif best_r is None or rem < best_r[0]:
+                best_r = (rem, slot)
+        out: tuple[tuple[str, str], ...] = ()
+        if best_r is not None:
+            rem, slot = best_r
+            out += (
+                ("x-ratelimit-limit-requests", str(int(slot.limit_value))),
+                ("x-ratelimit-remaining-requests", str(int(rem))),
+                ("x-ratelimit-reset-requests", _reset(slot, wall)),
+            )
+        if best_t is not None:
+            rem, slot = best_t
+            out += (
+                ("x-ratelimit-limit-tokens", str(int(slot.limit_value))),
+                ("x-ratelimit-remaining-tokens", str(int(rem))),
+                ("x-ratelimit-reset-tokens", _reset(slot, wall)),
+            )
+        return out
 
     # -- settlement ---------------------------------------------------------------------
 
@@ -234,20 +319,28 @@ class GlobalQuota:
         if not isinstance(held, _Held):
             return
         now = self.clock.monotonic()
-        for it in held.items:
-            assert it.state is not None
-            if not it.tokens:
+        for slot, st, reserved in held.holds:
+            if not slot.tokens:
                 actual = 1.0
             elif failed:
                 actual = 0.0
             elif usage is None:
-                actual = it.ask.amount
+                actual = reserved
             else:
-                actual = token_cost(
-                    it.limit.weights,
-                    input=usage.input,
-                    output=usage.output,
-                    cached_input=usage.cached_input,
-                    reasoning=usage.reasoning,
+                actual = cost(
+                    slot.limit.coef, usage.input, usage.output, usage.cached_input, usage.reasoning
                 )
-            self.book.settle(it.state, it.ask.amount, actual, now)
+            self.book.settle(st, reserved, actual, now)
+
+
+def _reset(slot: _Slot, wall: float) -> str:
+    """Time to the window's end as OpenAI writes it; whole seconds above one second
+    (memoised: the text changes once a second)."""
+    left = slot.end - wall
+    if left < 1:
+        return format_reset(left)
+    whole = math.ceil(left)
+    cached = slot.reset_cache
+    if cached[0] != whole:
+        cached = slot.reset_cache = (whole, format_reset(whole))
+    return cached[1]

@@ -31,6 +31,9 @@ class CompiledLimit:
     tokens: int | None
     weights: tuple[tuple[str, float], ...]
     persist: bool
+    coef: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """The weights folded onto (input, output, cached_input, reasoning), `total`
+    counting as input + output: a request's cost is one dot product."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ def compile_policy(p: RateLimitPolicy) -> CompiledPolicy:
                 tokens=lim.tokens,
                 weights=tuple(parse_token_cost(lim.token_cost).items()),
                 persist=window == "month" or window >= PERSIST_FROM_S,
+                coef=fold_weights(parse_token_cost(lim.token_cost)),
             )
         )
     return CompiledPolicy(
@@ -109,6 +113,27 @@ def window_of(limit: CompiledLimit, tz: str, wall: float) -> Window:
         return month_at(wall, tz)
     start = (wall // limit.window) * limit.window
     return Window(start, start + limit.window)
+
+
+def fold_weights(weights: Mapping[str, float]) -> tuple[float, float, float, float]:
+    total = weights.get("total", 0.0)
+    return (
+        weights.get("input", 0.0) + total,
+        weights.get("output", 0.0) + total,
+        weights.get("cached_input", 0.0),
+        weights.get("reasoning", 0.0),
+    )
+
+
+def cost(
+    coef: tuple[float, float, float, float],
+    input_tokens: float,
+    output_tokens: float,
+    cached_input: float = 0.0,
+    reasoning: float = 0.0,
+) -> float:
+    a, b, c, d = coef
+    return a * input_tokens + b * output_tokens + c * cached_input + d * reasoning
 
 
 def token_cost(
