@@ -51,6 +51,8 @@ class KeyState:
     demand: float = 0.0
     """Units per second reserved recently (EWMA)."""
     since_sync: float = 0.0
+    active_since: float = 0.0
+    """First admission attempt since the last Sync (0: none)."""
     shortfall: float = 0.0
     """What admissions that found the lease short needed since the last Sync (summed:
     a burst waiting on one round asks for all of itself at once)."""
@@ -112,6 +114,8 @@ class LeaseBook:
         """Can `amount` be spent from `st` now, without talking to the service? On
         "sync" the amount is remembered, so the next Sync asks for it."""
         st.last_active = now
+        if not st.active_since:
+            st.active_since = now
         live = now < st.valid_until
         if live and st.free >= amount:
             return "ok"
@@ -166,9 +170,14 @@ class LeaseBook:
         return out
 
     def begin(self, st: KeyState, now: float) -> SyncEntry:
-        dt = max(now - st.last_sync, self.sync_interval_s)
-        rate = st.since_sync / dt
-        st.demand = rate if not st.synced_once else 0.5 * st.demand + 0.5 * rate
+        # demand over the time the key was in use since the last Sync: a burst after an
+        # idle spell counts at its own rate, not diluted by the idle seconds
+        busy = now - st.active_since if st.active_since else 0.0
+        rate = st.since_sync / max(min(now - st.last_sync, busy), self.sync_interval_s)
+        # rise at once, fall gently: an allotment a step too large costs nothing but a
+        # return, one too small makes requests wait for a Sync
+        st.demand = rate if rate > st.demand else 0.5 * st.demand + 0.5 * rate
+        st.active_since = 0.0
         st.since_sync = 0.0
         st.last_sync = now
         st.sending, st.unsent = st.unsent, 0.0
