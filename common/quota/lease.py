@@ -28,6 +28,10 @@ from common.quota.protocol import Grant, SyncEntry
 
 Verdict = Literal["ok", "sync", "reject", "unavailable"]
 
+PERIODS_AHEAD = 3
+"""Allotments cover demand for this many Sync periods: the one in flight, the next,
+and slack for a late answer."""
+
 
 @dataclass(slots=True)
 class KeyState:
@@ -64,6 +68,8 @@ class KeyState:
     asked_short: float = 0.0
     last_active: float = 0.0
     last_sync: float = 0.0
+    period: float = 0.0
+    """Seconds between this key's Syncs, recent (rises at once, falls gently)."""
     synced_once: bool = False
 
     @property
@@ -177,13 +183,18 @@ class LeaseBook:
         # rise at once, fall gently: an allotment a step too large costs nothing but a
         # return, one too small makes requests wait for a Sync
         st.demand = rate if rate > st.demand else 0.5 * st.demand + 0.5 * rate
+        # an allotment must last until the grant after next; in a busy process Syncs come
+        # later than sync_interval_s, so size it from the period actually observed
+        elapsed = min(now - st.last_sync, self.lease_s) if st.synced_once else 0.0
+        st.period = max(elapsed, 0.5 * st.period + 0.5 * elapsed)
+        horizon = max(self.horizon_s, PERIODS_AHEAD * st.period)
         st.active_since = 0.0
         st.since_sync = 0.0
         st.last_sync = now
         st.sending, st.unsent = st.unsent, 0.0
         st.sending_since = st.unsent_since
         idle = now - st.last_active >= self.idle_return_s
-        buffer = 0.0 if idle else max(st.demand * self.horizon_s, st.last_amount, st.shortfall)
+        buffer = 0.0 if idle else max(st.demand * horizon, st.last_amount, st.shortfall)
         want = min(st.limit, st.reserved + buffer)
         if st.starved:
             want, st.starved = st.reserved, False

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "sim": "bench.vllmsim.benchmark:main",
     "tier1": "bench.tier1_bench:main",
     "translation": "bench.translation_bench:main",
+    "ratelimit": "bench.ratelimit_bench:main",
 }
 
 

@@ -155,6 +155,7 @@ class GlobalQuota:
         if any(v != "ok" for v in verdicts):
             if "sync" in verdicts:
                 keys = [h[1].key for h, v in zip(holds, verdicts, strict=True) if v == "sync"]
+                self.metrics.waited()
                 await self.client.sync_now(keys, self.sync_wait_s)
                 now = self.clock.monotonic()
                 verdicts = [check(st, amount, now) for _, st, amount in holds]

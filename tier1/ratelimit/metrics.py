@@ -32,6 +32,13 @@ class QuotaMetrics:
             "Quota units this process gave back (allotment shrunk or expired unused)",
             registry=registry,
         )
+        self.waits = Counter(
+            "strata_ratelimit_lease_waits_total",
+            "Admissions that found their lease short and waited for a Sync (a network "
+            "round trip on the request path); steadily rising means allotments are sized "
+            "too small for the demand or the Syncs come late",
+            registry=registry,
+        )
         self.lag = Histogram(
             "strata_ratelimit_reconcile_lag_seconds",
             "From a request's end to the quota service acknowledging its usage",
@@ -57,6 +64,9 @@ class QuotaMetrics:
         if child is None:
             child = self._children[(policy, result)] = self.decisions.labels(policy, result)
         child.inc()  # type: ignore[attr-defined]
+
+    def waited(self) -> None:
+        self.waits.inc()
 
     def lease(self, delta: float) -> None:
         if delta > 0:
