@@ -12,7 +12,11 @@ pod index. It sees the cluster through a :class:`ClusterView`, whose
 returned at the *last scrape time*: scrapes happen every ``scrape_interval_s`` with a
 per-pod phase, and each returns the snapshot of the last step completed before it. So
 a picker in simulation works on data exactly as stale as in production.
-:meth:`ClusterView.fresh` gives the current snapshot for oracle baselines.
+:meth:`ClusterView.fresh` gives the current snapshot and :meth:`ClusterView.engine` the
+engine itself (true cache contents and queues) for oracle baselines.
+
+Observation hooks: ``on_first_token`` (a streaming proxy's first byte), ``on_step`` (every
+applied step, for per-token statistics) and ``on_finish``.
 
 Example::
 
@@ -40,6 +44,7 @@ from bench.vllmsim.engine import (
     RequestSpec,
     SchedulerStats,
     StepPlan,
+    StepResult,
 )
 
 __all__ = [
@@ -175,6 +180,11 @@ class ClusterView:
     def fresh(self, pod: int) -> SchedulerStats:
         return self._sim.pods[pod].engine.last_stats
 
+    def engine(self, pod: int) -> Engine:
+        """The pod's engine itself, for oracle baselines that read true cache contents and
+        queues. Routers must treat it as read-only."""
+        return self._sim.pods[pod].engine
+
 
 class Simulation:
     """N simulated pods on one virtual clock, fed by :meth:`submit`, driven by :meth:`run`."""
@@ -187,6 +197,8 @@ class Simulation:
         router: Router | None = None,
         scrape_interval_s: float = 0.1,
         on_finish: Callable[[RequestRecord, Simulation], None] | None = None,
+        on_first_token: Callable[[int, Request, float], None] | None = None,
+        on_step: Callable[[int, StepResult], None] | None = None,
         keep_output_ids: bool = False,
         record_steps: bool = False,
     ) -> None:
@@ -194,6 +206,11 @@ class Simulation:
         self.router: Router = router or RoundRobinRouter()
         self.scrape_interval_s = scrape_interval_s
         self.on_finish = on_finish
+        self.on_first_token = on_first_token
+        """Called as ``(pod, request, time)`` when a request's first token is out (the
+        moment a streaming proxy sees its first byte), before any ``on_finish``."""
+        self.on_step = on_step
+        """Called as ``(pod, result)`` after every step is applied (per-token statistics)."""
         self.keep_output_ids = keep_output_ids
         phases = random.Random(f"scrape:{config.seed}")
         self.pods: list[_SimPod] = []
@@ -297,6 +314,13 @@ class Simulation:
         horizon = self.clock.t - self.scrape_interval_s
         while len(hist) >= 2 and hist[1].time <= horizon:
             hist.popleft()
+        if self.on_step is not None:
+            self.on_step(idx, result)
+        on_first = self.on_first_token
+        if on_first is not None:
+            for req in result.emitted:
+                if req.num_output == 1:
+                    on_first(idx, req, plan.end)
         for req in result.finished:
             self._finished(idx, req)
         if pod.engine.has_work():

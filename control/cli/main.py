@@ -34,6 +34,7 @@ BENCHMARKS = {
     "tier1": "bench.tier1_bench:main",
     "translation": "bench.translation_bench:main",
     "ratelimit": "bench.ratelimit_bench:main",
+    "tier2": "bench.tier2_bench:main",
 }
 
 

@@ -1,0 +1,231 @@
+"""tier2 benchmark policies, statistics and verdicts: the oracle, the baselines, the
+PoolPicker adapter, percentiles, knees."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.tier2_bench.harness import Window, run_point
+from bench.tier2_bench.picker_router import PickerRouter, endpoint_state
+from bench.tier2_bench.prompts import TextPool, message
+from bench.tier2_bench.report import knee_rate, verdicts
+from bench.tier2_bench.routers import LeastQueueRouter, OracleRouter, RoundRobinRouter
+from bench.tier2_bench.scenarios import SCENARIOS, scenario_list
+from bench.tier2_bench.stats import percentile, weighted_percentile
+from bench.tier2_bench.workloads import Payload
+from bench.vllmsim.config import SimConfig
+from bench.vllmsim.des import ClusterView, SimRequest, Simulation
+
+POOL = TextPool(num_words=5000)
+CONFIG = SimConfig(profile="32b-h100-tp2")
+
+
+def _doc_request(rid: str, doc: Any, at: float, question: str) -> SimRequest:
+    user = message("user", *POOL.passage(random.Random(rid), 20, question))
+    ids = list(doc.ids) + list(user.ids)
+    payload = Payload((doc.message, user.message), 8)
+    return SimRequest(rid, ids, 8, at, ignore_eos=True, payload=payload)
+
+
+class _Fixed:
+    """Routes to a fixed pod (to warm a cache), then defers to ``then``."""
+
+    def __init__(self, pod: int) -> None:
+        self.pod = pod
+        self.then: Any = None
+
+    def route(self, request: SimRequest, cluster: ClusterView) -> int:
+        return self.pod if self.then is None else int(self.then.route(request, cluster))
+
+
+def test_oracle_follows_the_true_cache_and_leaves_it_when_queued() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 2000, "docA"))
+    router = _Fixed(2)
+    sim = Simulation(CONFIG, 4, router=router, scrape_interval_s=0.05)
+    sim.submit(_doc_request("warm", doc, 0.0, "w"))
+    sim.run(until=5.0)
+    oracle = OracleRouter(random.Random(0))
+    router.then = oracle
+    # the prefix is cached on pod 2 only: a request with it goes there
+    assert oracle.route(_doc_request("hit", doc, 5.0, "h"), sim.view) == 2
+    # a pod with 50k prefill tokens still queued (dispatched, no first token) is avoided
+    oracle._prefill[2] += 50_000
+    assert oracle.route(_doc_request("busy", doc, 5.0, "b"), sim.view) != 2
+    # and a request without a cached prefix goes to the least loaded pod, not pod 2
+    other = message("system", *POOL.passage(random.Random(1), 2000, "docB"))
+    assert oracle.route(_doc_request("cold", other, 5.0, "c"), sim.view) != 2
+
+
+def test_oracle_releases_queued_prefill_at_the_first_token() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 500, "docC"))
+    oracle = OracleRouter(random.Random(0))
+    sim = Simulation(CONFIG, 2, router=oracle, scrape_interval_s=0.05)
+    sim.on_first_token = lambda pod, req, t: oracle.first_token(req.request_id, pod, t)
+    for i in range(6):
+        sim.submit(_doc_request(f"r{i}", doc, 0.0, f"q{i}"))
+    sim.run(until=0.0)
+    assert sum(oracle._prefill) > 0
+    sim.run()
+    assert sum(oracle._prefill) == 0
+
+
+def test_round_robin_and_least_queue_spread_a_burst() -> None:
+    for router in (RoundRobinRouter(), LeastQueueRouter(random.Random(0))):
+        sim = Simulation(CONFIG, 4, router=router, scrape_interval_s=0.05)
+        doc = message("system", *POOL.passage(random.Random(0), 100, "docD"))
+        for i in range(40):
+            sim.submit(_doc_request(f"r{i}", doc, 0.0, f"q{i}"))
+        records = sim.run()
+        counts = [sum(1 for r in records if r.pod == p) for p in range(4)]
+        assert min(counts) >= 5, (router.name, counts)
+        assert len(router.pick_seconds) == 40
+
+
+def test_endpoint_state_carries_the_scrape_time_and_gauges() -> None:
+    sim = Simulation(CONFIG, 1, scrape_interval_s=0.5)
+    doc = message("system", *POOL.passage(random.Random(0), 300, "docE"))
+    sim.submit(_doc_request("r0", doc, 0.0, "q"))
+    sim.run(until=2.0)
+    view = sim.scrape(0)
+    state = endpoint_state(0, view)
+    assert state.metrics is not None
+    assert state.metrics.scraped_at == view.scraped_at <= 2.0
+    assert state.metrics.num_gpu_blocks == view.num_gpu_blocks
+    assert state.metrics.waiting == view.stats.num_waiting
+    assert state.metrics.kv_usage == view.stats.kv_cache_usage
+
+
+@pytest.mark.parametrize("profile", ["gie-default", "strata"])
+def test_picker_router_serves_a_small_run_and_releases_its_picks(profile: str) -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 400, "docF"))
+    router = PickerRouter(profile, num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0)
+
+    class _Load:
+        def initial(self, until: float) -> list[SimRequest]:
+            return [_doc_request(f"r{i}", doc, 0.2 * i, f"q{i}") for i in range(30)]
+
+        def follow_up(self, rec: Any) -> None:
+            return None
+
+    res = run_point(
+        _Load(),
+        router,
+        config=CONFIG,
+        num_pods=3,
+        window=Window(1.0, 4.0, 20.0),
+        scrape_interval_s=0.05,
+    )
+    assert res["requests"] == 20 and res["unserved"] == 0
+    assert res["prefix_hit_rate"] > 0.5
+    assert res["picks"] == 30 and not router._picks  # every pick finished
+    assert sum(router.picker.stats().picks.values()) == 30
+
+
+@pytest.mark.parametrize(("q", "expected"), [(0.0, 1.0), (0.5, 2.5), (1.0, 4.0), (0.9, 3.7)])
+def test_percentile_table(q: float, expected: float) -> None:
+    assert percentile([4.0, 1.0, 3.0, 2.0], q) == pytest.approx(expected)
+
+
+def test_percentiles_of_nothing_are_nan() -> None:
+    assert math.isnan(percentile([], 0.5))
+    assert math.isnan(weighted_percentile([], [], 0.5))
+
+
+@given(st.lists(st.floats(0, 100), min_size=1, max_size=30), st.floats(0, 1))
+def test_weighted_percentile_with_unit_weights_is_a_value_in_range(
+    xs: list[float], q: float
+) -> None:
+    v = weighted_percentile(xs, [1.0] * len(xs), q)
+    assert v in xs
+    assert min(xs) <= v <= max(xs)
+
+
+def test_weighted_percentile_follows_the_weights() -> None:
+    assert weighted_percentile([0.01, 1.0], [99, 1], 0.5) == 0.01
+    assert weighted_percentile([0.01, 1.0], [99, 1], 0.995) == 1.0
+
+
+def _run(policy: str, rate: float, p90: float, out: float = 100.0, **kw: Any) -> dict[str, Any]:
+    base = {
+        "policy": policy,
+        "rate": rate,
+        "ttft_p50_s": p90 / 2,
+        "ttft_p90_s": p90,
+        "ttft_p99_s": 2 * p90,
+        "itl_p50_ms": 50.0,
+        "itl_p99_ms": 100.0,
+        "output_tps": out,
+        "offered_output_tps": 100.0,
+        "unserved": 0,
+    }
+    return {**base, **kw}
+
+
+def test_knee_is_the_highest_rate_the_reference_sustains() -> None:
+    runs = [
+        _run("gie-default", 1.0, 0.5),
+        _run("gie-default", 2.0, 0.6),
+        _run("gie-default", 3.0, 9.0, out=80.0),
+        _run("strata", 3.0, 0.4),
+    ]
+    assert knee_rate(runs) == 2.0
+    assert knee_rate([_run("gie-default", 1.0, 5.0, unserved=3)]) == 1.0
+    assert knee_rate([_run("strata", 1.0, 0.1)]) == 1.0  # falls back to the first policy
+    assert knee_rate([]) is None
+
+
+def test_verdicts_at_the_knee() -> None:
+    a = SCENARIOS["a"]
+    runs = [_run("gie-default", 1.0, 1.0), _run("strata", 1.0, 0.7), _run("oracle", 1.0, 0.5)]
+    checks = verdicts(a, runs, 1.0)
+    assert [c["pass"] for c in checks] == [True, True]  # 30% better; 60% of the gap
+    runs[1] = _run("strata", 1.0, 0.9)
+    assert [c["pass"] for c in verdicts(a, runs, 1.0)] == [False, False]
+    # no meaningful gap (oracle within 5%): strata must then stay within 5% of gie-default
+    runs = [_run("gie-default", 1.0, 1.0), _run("strata", 1.0, 1.04), _run("oracle", 1.0, 0.97)]
+    gap = verdicts(a, runs, 1.0)[1]
+    assert gap["pass"] and "no gap" in gap["value"]
+    runs[1] = _run("strata", 1.0, 1.2)
+    assert not verdicts(a, runs, 1.0)[1]["pass"]
+    b = SCENARIOS["b"]
+    par = [_run("gie-default", 1.0, 1.0), _run("strata", 1.0, 1.0, out=94.0)]
+    (check,) = verdicts(b, par, 1.0)
+    assert not check["pass"] and "output_tps" in check["value"]
+    assert verdicts(b, par[:1], 1.0) == []
+
+
+def test_scenario_selection_and_sizing() -> None:
+    assert [s.key for s in scenario_list("c,a")] == ["a", "c"]
+    assert [s.key for s in scenario_list("all")] == list("abcdefg")
+    with pytest.raises(KeyError):
+        scenario_list("az")
+    quick = SCENARIOS["a"].sized(scale=1.0, quick=True)
+    assert quick.rates == SCENARIOS["a"].quick_rates
+    assert quick.window.measure == SCENARIOS["a"].window.measure / 4
+    assert SCENARIOS["f"].sized(scale=1.0, quick=True).scrape_intervals == (0.05, 5.0)
+
+
+def test_des_hooks_report_first_tokens_once_and_every_step() -> None:
+    firsts: dict[str, float] = {}
+    decodes = [0]
+
+    def first(pod: int, req: Any, t: float) -> None:
+        assert req.request_id not in firsts
+        firsts[req.request_id] = t
+
+    def step(pod: int, result: Any) -> None:
+        decodes[0] += result.plan.num_decodes
+
+    sim = Simulation(CONFIG, 2, on_first_token=first, on_step=step)
+    doc = message("system", *POOL.passage(random.Random(0), 200, "docG"))
+    for i in range(8):
+        sim.submit(_doc_request(f"r{i}", doc, 0.01 * i, f"q{i}"))
+    records = sim.run()
+    assert {r.request_id: r.first_token for r in records} == firsts
+    assert decodes[0] == sum(r.output_tokens - 1 for r in records)
