@@ -35,6 +35,7 @@ BENCHMARKS = {
     "translation": "bench.translation_bench:main",
     "ratelimit": "bench.ratelimit_bench:main",
     "tier2": "bench.tier2_bench:main",
+    "tier2-realtime": "bench.tier2_bench.realtime:main",
 }
 
 
