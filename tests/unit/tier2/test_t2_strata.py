@@ -228,3 +228,15 @@ def test_ring_rebuilds_when_candidates_change() -> None:
     ring.choose(1, {f"e{i}": 0.0 for i in range(20)}, 0.25)
     small = {"x": 0.0, "y": 0.0}
     assert ring.choose(1, small, 0.25)[0] in small
+
+
+@pytest.mark.parametrize(("interference", "expected"), [(0.0, "decoding"), (0.05, "prefilling")])
+def test_cold_prefill_joins_a_pod_already_prefilling(interference: float, expected: str) -> None:
+    """A cold prefill sent to a pod that only decodes slows all its running requests;
+    where a prefill is already queued it shares those mixed steps."""
+    cands = [
+        cand("decoding", ledger=led(running=4)),
+        cand("prefilling", ledger=led(running=4, prefill_tokens=800)),
+    ]
+    p = picker(seed=7, cold_interference_s=interference)
+    assert {p.pick(request(hashes=0), cands, {}, NOW).ranked[0] for _ in range(20)} == {expected}

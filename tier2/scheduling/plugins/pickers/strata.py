@@ -23,7 +23,10 @@ Rule:
    cheaper wins (`ring`): a prefix group lands on a small fixed set of endpoints, the
    same way on every replica, and none exceeds (1+epsilon) times the mean. If that
    endpoint costs more than t_max_s over the best, the valve opens (`ring-valve`). No
-   key at all: lowest cost (`least-cost`).
+   key at all: lowest cost (`least-cost`). For these cold decisions J(e) also carries
+   cold_interference_s · L(e) when e has no prefill queued in the ledger: the request's
+   prefill would turn e's pure decode steps into slower mixed steps for all L(e)
+   requests there, while on an endpoint already prefilling it shares those steps.
 3. Within the chosen set, costs within max(near_tie_rel · best, near_tie_abs_s) of the
    best are near-ties and the winner is drawn uniformly among them: never a positional
    argmax (llm-d #2515, #2709; BLIS #565).
@@ -32,7 +35,8 @@ prefix index in the same call, so the next pick already sees both.
 Output: the winner, then every other candidate by increasing cost; predicted TTFT of
 each candidate in `predicted_ttft_s`.
 Parameters: theta, t_max_s, work_weight, warm_epsilon, epsilon, ring_choices,
-key_blocks, virtual_nodes, near_tie_rel, near_tie_abs_s, and the TTFT model's
+cold_interference_s, key_blocks, virtual_nodes, near_tie_rel, near_tie_abs_s, and the
+TTFT model's
 (common.config.scheduling.StrataPickerParams).
 """
 
@@ -60,6 +64,7 @@ class StrataPicker:
         self.epsilon = params.epsilon
         self.key_blocks = params.key_blocks
         self.ring_choices = params.ring_choices
+        self.cold_interference_s = params.cold_interference_s
         self.near_tie_rel = params.near_tie_rel
         self.near_tie_abs_s = params.near_tie_abs_s
         self.ring = BoundedLoadRing(params.virtual_nodes)
@@ -108,6 +113,12 @@ class StrataPicker:
             else:
                 chosen, reason = self._near_tie(list(costs), costs), "warm-valve"
         else:
+            if self.cold_interference_s:
+                lam = self.cold_interference_s
+                for c in cands:
+                    if c.ledger.prefill_tokens <= 0:
+                        costs[c.id] += lam * loads[c.id]
+                best = min(costs.values())
             key = self._key(req)
             if key is None:
                 chosen, reason = self._near_tie(list(costs), costs), "least-cost"
