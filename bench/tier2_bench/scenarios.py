@@ -10,8 +10,13 @@ the ladders are placed around them. Chat conversations live about 4 minutes (7.5
 of a 30 s answer and a 5 s pause), so (c) and (e) warm up for 400 s to reach a steady
 number of open conversations before measuring.
 
+Every policy sees metrics scraped every 50 ms (GIE's default) except in (f), which runs
+at (a)'s knee when (a) ran in the same invocation (else at 1.5 requests/s) and varies
+the interval for all of them.
+
 Windows are virtual seconds (see :mod:`bench.tier2_bench.harness`); ``scale`` stretches
-them, ``quick`` shrinks them and keeps two ladder points.
+them, ``quick`` shrinks them to a quarter and keeps two ladder points, two scrape
+intervals and two endpoint counts.
 """
 
 from __future__ import annotations
