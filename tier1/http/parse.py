@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from common import jsonutil
 from common.errors import BadRequest
+from common.requestbody import json_object, model_of
 from tier1.providers.base import Endpoint, ParsedRequest
 
 # never forwarded: the client's credentials, hop-by-hop headers, what aiohttp sets
@@ -71,15 +71,8 @@ def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
 def parse(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ParsedRequest:
     if not raw:
         raise BadRequest("the request body is empty; send a JSON object")
-    try:
-        body = jsonutil.loads(raw)
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("`model` is required and must be a non-empty string", param="model")
+    body = json_object(raw)
+    model = model_of(body)
     required = REQUIRED[endpoint]
     value = body.get(required)
     if value is None:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from common import jsonutil
 from common.errors import BadRequest
+from common.requestbody import json_object, model_of
 from tier2.admission import PRIORITY_HEADER, parse_priority
 from tier2.scheduling.types import Priority
 
@@ -57,15 +57,8 @@ def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_request(kind: Kind, raw: bytes, headers: Mapping[str, str]) -> InferenceRequest:
-    try:
-        body = jsonutil.loads(raw)
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("`model` is required and must be a string", param="model")
+    body = json_object(raw)
+    model = model_of(body)
     field = _REQUIRED[kind]
     if field not in body:
         raise BadRequest(f"`{field}` is required", param=field)
