@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from grpc import aio
 
 from common.clock import Clock, SystemClock
+from common.identity import process_id
 from control.api.handlers import add_routes
 from control.api.keys import DISTRIBUTOR, METRICS, SERVICE
 from control.api.metrics import ApiMetrics
@@ -72,7 +72,7 @@ class ControlServer:
     rest_port: int = 8090
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 8091
-    control_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    control_id: str = field(default_factory=process_id)
     advertise: str = ""
     keys: Keys = field(default_factory=Keys)
     clock: Clock = field(default_factory=SystemClock)

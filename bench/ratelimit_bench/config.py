@@ -19,6 +19,7 @@ from common.config import ConfigSet, hash_api_key, parse_resource, snapshot_to_w
 from common.config.ratelimit import MAX_WINDOW_S, parse_token_cost
 from common.configsync import persist
 from control.compile import compile_tier1
+from tier1.ratelimit.policies import cost, fold_weights
 
 UPSTREAM_KEY = "sk-bench-rl-upstream"
 CLIENT_KEY = "sk-bench-rl-client-0123456789abcdef"
@@ -36,14 +37,13 @@ HUGE = 10**12
 
 def usage_cost(usage: dict[str, int] = USAGE, expr: str = TOKEN_COST) -> float:
     """What one answer costs under `expr` (input = prompt, output = completion)."""
-    terms = {
-        "input": usage.get("prompt_tokens", 0),
-        "output": usage.get("completion_tokens", 0),
-        "total": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-        "cached_input": usage.get("cached_tokens", 0),
-        "reasoning": usage.get("reasoning_tokens", 0),
-    }
-    return sum(w * terms[t] for t, w in parse_token_cost(expr).items())
+    return cost(
+        fold_weights(parse_token_cost(expr)),
+        usage.get("prompt_tokens", 0),
+        usage.get("completion_tokens", 0),
+        usage.get("cached_tokens", 0),
+        usage.get("reasoning_tokens", 0),
+    )
 
 
 def stable_window(now: float, duration_s: float, margin_s: float = 120.0) -> str:

@@ -15,7 +15,8 @@ import logging
 import os
 import signal
 
-from control.ratelimit.service import RateLimitServer, default_replica_id
+from common.identity import process_id
+from control.ratelimit.service import RateLimitServer
 from control.service import Keys
 from control.store.base import ConfigStore
 from control.store.etcd import EtcdStore
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--replica-id",
-        default=os.environ.get("STRATA_NODE_ID") or default_replica_id(),
+        default=os.environ.get("STRATA_NODE_ID") or process_id(),
         help="unique replica id, the name of its membership key (default host-pid)",
     )
     return p

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -27,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import jsonutil, wire
 from common.clock import Clock, SystemClock
+from common.identity import process_id
 from common.quota.protocol import QUOTA_SERVICE, SyncEntry
 from common.quota.table import QuotaTable
 from common.tasks import cancel_and_wait, guarded_task
@@ -145,10 +145,6 @@ async def _abort(context: aio.ServicerContext[Any, Any], message: str) -> NoRetu
     raise AssertionError("abort returned")  # grpc raises; this satisfies NoReturn
 
 
-def default_replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 @dataclass
 class RateLimitServer:
     store: ConfigStore | None
@@ -159,7 +155,7 @@ class RateLimitServer:
     """Side port for /metrics, /healthz and /readyz (0: any free port; None: none)."""
     advertise: str = ""
     """host:port tier1 reaches this replica at (default host:port)."""
-    replica_id: str = field(default_factory=default_replica_id)
+    replica_id: str = field(default_factory=process_id)
     keys: Keys = field(default_factory=Keys)
     lease_s: float = 1.0
     checkpoint_s: float = 2.0

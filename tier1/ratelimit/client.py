@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +18,7 @@ from grpc import aio
 
 from common import wire
 from common.clock import Clock, SystemClock
+from common.identity import process_id
 from common.quota.lease import KeyState, LeaseBook
 from common.quota.protocol import SYNC_METHOD, Grant
 from common.quota.ring import HashRing
@@ -27,10 +26,6 @@ from common.tasks import cancel_and_wait, guarded_task
 from tier1.ratelimit.metrics import QuotaMetrics
 
 log = logging.getLogger(__name__)
-
-
-def default_holder_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class QuotaClient:
@@ -45,7 +40,7 @@ class QuotaClient:
     ) -> None:
         self.book = book
         self.metrics = metrics
-        self.holder = holder or default_holder_id()
+        self.holder = holder or process_id()
         self.clock = clock or SystemClock()
         self.rpc_timeout_s = rpc_timeout_s
         self.ring = HashRing(())

@@ -27,7 +27,7 @@ from common.clock import Clock, SystemClock
 from common.config import Consumer
 from common.errors import RateLimited
 from common.quota.lease import Ask, KeyState, LeaseBook
-from common.quota.windows import format_reset
+from common.quota.windows import format_reset, window_at
 from tier1.providers.base import ParsedRequest, Usage
 from tier1.quota import Admission
 from tier1.ratelimit.client import QuotaClient
@@ -37,7 +37,6 @@ from tier1.ratelimit.policies import (
     CompiledPolicy,
     cost,
     estimate_input_tokens,
-    window_of,
 )
 from tier1.runtime import Tier1Runtime
 
@@ -207,7 +206,7 @@ class GlobalQuota:
     def _state(self, slot: _Slot, wall: float) -> KeyState:
         """The lease state of the slot's current window."""
         if not slot.start <= wall < slot.end:
-            w = window_of(slot.limit, slot.policy.timezone, wall)
+            w = window_at(slot.limit.window, wall, slot.policy.timezone)
             slot.start, slot.end = w.start, w.end
             slot.key = f"{slot.prefix}{int(w.start)}/{'t' if slot.tokens else 'r'}"
             slot.state = None

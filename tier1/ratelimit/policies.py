@@ -16,7 +16,6 @@ from typing import Literal
 
 from common.config import Consumer, RateLimitPolicy
 from common.config.ratelimit import parse_token_cost, parse_window
-from common.quota.windows import Window, month_at
 
 PERSIST_FROM_S = 3600
 """Windows at least this long are checkpointed by the quota service."""
@@ -29,9 +28,8 @@ class CompiledLimit:
     window: int | Literal["month"]
     requests: int | None
     tokens: int | None
-    weights: tuple[tuple[str, float], ...]
     persist: bool
-    coef: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    coef: tuple[float, float, float, float]
     """The weights folded onto (input, output, cached_input, reasoning), `total`
     counting as input + output: a request's cost is one dot product."""
 
@@ -87,7 +85,6 @@ def compile_policy(p: RateLimitPolicy) -> CompiledPolicy:
                 window=window,
                 requests=lim.requests,
                 tokens=lim.tokens,
-                weights=tuple(parse_token_cost(lim.token_cost).items()),
                 persist=window == "month" or window >= PERSIST_FROM_S,
                 coef=fold_weights(parse_token_cost(lim.token_cost)),
             )
@@ -106,13 +103,6 @@ def compile_policy(p: RateLimitPolicy) -> CompiledPolicy:
 
 def compile_policies(policies: Sequence[RateLimitPolicy]) -> dict[str, CompiledPolicy]:
     return {p.name: compile_policy(p) for p in policies}
-
-
-def window_of(limit: CompiledLimit, tz: str, wall: float) -> Window:
-    if limit.window == "month":
-        return month_at(wall, tz)
-    start = (wall // limit.window) * limit.window
-    return Window(start, start + limit.window)
 
 
 def fold_weights(weights: Mapping[str, float]) -> tuple[float, float, float, float]:
@@ -134,24 +124,6 @@ def cost(
 ) -> float:
     a, b, c, d = coef
     return a * input_tokens + b * output_tokens + c * cached_input + d * reasoning
-
-
-def token_cost(
-    weights: tuple[tuple[str, float], ...],
-    *,
-    input: float,
-    output: float,
-    cached_input: float = 0.0,
-    reasoning: float = 0.0,
-) -> float:
-    terms = {
-        "input": input,
-        "output": output,
-        "cached_input": cached_input,
-        "reasoning": reasoning,
-        "total": input + output,
-    }
-    return sum(w * terms[t] for t, w in weights)
 
 
 def estimate_input_tokens(body_bytes: int) -> int:
