@@ -34,10 +34,10 @@ DES's scenario (f) finds 50 vs 200 ms nearly alike for these profiles).
 
 Measurements, per measured request: TTFT (to the first content chunk, from the scheduled
 send time, so a late client does not hide queueing), the gaps between content chunks
-(ITL), cached and prompt tokens from ``usage``; ``headers`` (the pod's first byte, which
-it sends on admission) isolates the time spent before the engine sees the request, and
-the pods' own TTFT histograms give the engine-side mean for comparison. Output
-throughput counts tokens received in the measured window.
+(ITL), cached and prompt tokens from ``usage``; the pods' own TTFT histograms give the
+engine-side mean, so the client's mean minus theirs is the time spent outside the
+engines (tier2, sockets, the client). Output throughput counts tokens received in the
+measured window. The load generator is :mod:`bench.tier2_bench.realtime_client`.
 
 Placement on 2 cores: the simulator is pinned to CPU 0; tier2 and this load generator to
 CPU 1 (``--client-cpu 0`` moves the client next to the simulator).
@@ -53,19 +53,14 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 from bench.tier1_bench.procs import Children, can_pin, free_port, http_get, wait_until
-from bench.tier1_bench.stats import count_events
+from bench.tier2_bench.realtime_client import MODEL, Driver, Sample, Window
 from bench.tier2_bench.scenarios import NUM_PODS, PROFILE, Corpora
 from bench.tier2_bench.stats import percentile
-from bench.tier2_bench.workloads import Payload, Workload
-from bench.vllmsim import tokenizer
-from bench.vllmsim.des import RequestRecord, SimRequest
 from common import jsonutil
 from common.config import ConfigSet, parse_resource, snapshot_to_wire
 from common.config.scheduling import NAMED_PROFILES, parse_params
@@ -77,7 +72,6 @@ __all__ = ["POLICIES", "Sample", "main", "pool_resource", "ranking", "summarize"
 
 POLICIES = ("random", "gie-default", "strata")
 """Expected order, worst to best (the DES ranking of (c) on TTFT p90)."""
-MODEL = "sim-llama-8b"
 POOL = "bench"
 SIM_CPU, TIER2_CPU = 0, 1
 _RANDOM_PLUGINS: list[dict[str, Any]] = [
@@ -154,32 +148,6 @@ def pool_resource(
 # --- pure: measurements ----------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Sample:
-    """One request as the client saw it; times in model seconds since the run began."""
-
-    arrival: float
-    send_lag: float = math.nan
-    headers: float = math.nan
-    """When the response headers came: tier2 sends them at the pod's first byte, which
-    the pod sends on admission, so headers - arrival is the routing overhead."""
-    first_token: float = math.nan
-    finish: float = math.nan
-    token_times: list[float] = field(default_factory=list)
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Model seconds: measure arrivals in [start, stop); the run ends by ``end``."""
-
-    start: float
-    stop: float
-    end: float
-
-
 def summarize(samples: Sequence[Sample], window: Window) -> dict[str, Any]:
     """The DES's headline metrics over the requests that arrived in the window."""
     measured = [s for s in samples if window.start <= s.arrival < window.stop]
@@ -193,7 +161,6 @@ def summarize(samples: Sequence[Sample], window: Window) -> dict[str, Any]:
     prompt = sum(s.prompt_tokens for s in served)
     span = window.stop - window.start
     lags = [s.send_lag for s in measured if not math.isnan(s.send_lag)]
-    routing = [s.headers - s.arrival for s in served if not math.isnan(s.headers)]
     return {
         "requests": len(measured),
         "sent": len(samples),
@@ -208,8 +175,6 @@ def summarize(samples: Sequence[Sample], window: Window) -> dict[str, Any]:
         "errors": sum(1 for s in measured if s.error),
         "unserved": len(unserved),
         "send_lag_p99_s": percentile(lags, 0.99),
-        "headers_p50_s": percentile(routing, 0.5),
-        "headers_p90_s": percentile(routing, 0.9),
     }
 
 
@@ -245,18 +210,20 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Where the time goes (model s; CPU s over the run): `headers` is the pod's first byte "
-        "(before the engine), `pod TTFT` the pods' own histogram mean over the whole run.",
+        "Where the time goes (model s; CPU s over the run): `pod TTFT` is the pods' own "
+        "histogram mean over the whole run, from arrival at the engine; the difference to "
+        "the client's mean is time spent outside the engines (tier2, sockets, client).",
         "",
-        "| policy | headers p50 | p90 | client TTFT mean | pod TTFT mean | CPU sim | tier2 "
+        "| policy | client TTFT mean | pod TTFT mean | outside | CPU sim | tier2 "
         "| client | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for p, r in doc["results"].items():
         c = r["cpu"]
+        outside = c["client_ttft_mean_s"] - c["pod_ttft_mean_s"]
         lines.append(
-            f"| {p} | {r['headers_p50_s']:.3f} | {r['headers_p90_s']:.3f} "
-            f"| {c['client_ttft_mean_s']:.3f} | {c['pod_ttft_mean_s']:.3f} "
+            f"| {p} | {c['client_ttft_mean_s']:.3f} | {c['pod_ttft_mean_s']:.3f} "
+            f"| {outside:.3f} "
             f"| {c['sim_cpu_s']:.0f} | {c['tier2_cpu_s']:.0f} | {c['load_cpu_s']:.0f} "
             f"| {c['wall_s']:.0f} |"
         )
@@ -269,189 +236,6 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --- I/O: the load generator -----------------------------------------------------------
-
-
-class _Exchange(asyncio.Protocol):
-    """One streamed request on its own connection (``Connection: close``).
-
-    The client shares a core with tier2, so it does the least per read: keep the bytes
-    and stamp the end of each SSE event (``\\n\\n``: chunk framing uses ``\\r\\n`` and
-    an event starts with ``data:``, so the marker never straddles two events). Parsing
-    waits for the end of the stream."""
-
-    def __init__(self, request: bytes, now: Callable[[], float]) -> None:
-        self.request, self.now = request, now
-        self.reads: list[bytes] = []
-        self.event_times: list[float] = []
-        self.tail = b""
-        self.transport: asyncio.Transport | None = None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self.reads.append(data)
-        n, self.tail = count_events(self.tail, data, b"\n\n")
-        if n:
-            self.event_times += [self.now()] * n
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-
-def _parse_response(raw: bytes) -> tuple[int, list[bytes]]:
-    """Status and SSE events (without the ``data: `` prefix) of a whole HTTP response."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
-    if b"transfer-encoding: chunked" in head.lower():
-        parts, pos = [], 0
-        while (end := body.find(b"\r\n", pos)) > 0 and (size := int(body[pos:end], 16)):
-            parts.append(body[end + 2 : end + 2 + size])
-            pos = end + 4 + size
-        body = b"".join(parts)
-    events = [e[6:] for e in body.split(b"\n\n") if e.startswith(b"data: ")]
-    return status, events
-
-
-class Driver:
-    """Sends the workload's requests at their (dilated) times and follows up each turn."""
-
-    def __init__(
-        self, url: str, workload: Workload, window: Window, speed: float, log: Callable[[str], None]
-    ) -> None:
-        u = urlsplit(url)
-        self.host, self.port, self.path = u.hostname or "127.0.0.1", u.port or 80, u.path
-        self.workload, self.window, self.speed, self.log = workload, window, speed, log
-        self.samples: list[Sample] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.t0 = 0.0
-
-    def now(self) -> float:
-        """Model seconds since the start."""
-        return (asyncio.get_running_loop().time() - self.t0) * self.speed
-
-    def _spawn(self, req: SimRequest) -> None:
-        task = asyncio.get_running_loop().create_task(self._one(req))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def run(self) -> list[Sample]:
-        w = self.window
-        self.t0 = asyncio.get_running_loop().time()
-        for req in self.workload.initial(w.end):
-            self._spawn(req)
-        next_log = 0.0
-        while self.now() < w.end:
-            waiting = sum(1 for s in self.samples if w.start <= s.arrival < w.stop and _open(s))
-            if self.now() >= w.stop and waiting == 0:
-                break
-            if self.now() >= next_log:
-                next_log += 60.0
-                done = sum(1 for s in self.samples if not _open(s))
-                self.log(
-                    f"  model t={self.now():.0f} s: {len(self.samples)} sent, {done} done, "
-                    f"{waiting} measured open"
-                )
-            await asyncio.sleep(0.1)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        return self.samples
-
-    def _request(self, req: SimRequest, payload: Payload) -> bytes:
-        body = jsonutil.dumps(
-            {
-                "model": MODEL,
-                "messages": list(payload.messages),
-                "max_tokens": req.max_tokens,
-                "ignore_eos": req.ignore_eos,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-        )
-        head = (
-            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\nx-strata-priority: critical\r\n\r\n"
-        )
-        return head.encode() + body
-
-    async def _one(self, req: SimRequest) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, self.t0 + req.arrival / self.speed - loop.time()))
-        if not isinstance(req.payload, Payload):
-            return
-        sample = Sample(req.arrival, send_lag=self.now() - req.arrival)
-        self.samples.append(sample)
-        ex = _Exchange(self._request(req, req.payload), self.now)
-        try:
-            await loop.create_connection(lambda: ex, self.host, self.port)
-            await ex.done
-        except OSError as e:
-            sample.error = type(e).__name__
-            return
-        except asyncio.CancelledError:
-            _read_events(ex, sample, complete=False)  # the run ended: keep what came
-            raise
-        finally:
-            if ex.transport is not None:
-                ex.transport.abort()
-        text = _read_events(ex, sample, complete=True)
-        if text is None:
-            return
-        sample.finish = self.now()
-        ids = tokenizer.encode("".join(text))
-        rec = RequestRecord(
-            req.request_id, 0, req.arrival, sample.first_token, sample.first_token,
-            sample.finish, sample.prompt_tokens, len(ids), sample.cached_tokens, "length", 0,
-            None, req.payload, ids,
-        )  # fmt: skip
-        nxt = self.workload.follow_up(rec)
-        if nxt is not None and nxt.arrival < self.window.end:
-            self._spawn(nxt)
-
-
-def _read_events(ex: _Exchange, sample: Sample, *, complete: bool) -> str | None:
-    """Record the stream's events on ``sample``; the answer's text, None on an error."""
-    status, events = _parse_response(b"".join(ex.reads))
-    if status != 200:
-        if complete or status:
-            sample.error = f"HTTP {status}"
-        return None
-    ended = bool(events) and events[-1] == b"[DONE]"
-    if complete and (not ended or len(events) != len(ex.event_times)):
-        sample.error = "truncated stream"
-        return None
-    if ex.event_times:  # the first event (the role chunk) came with the headers
-        sample.headers = ex.event_times[0]
-    n = min(len(events), len(ex.event_times)) - ended
-    timed = zip(events[:n], ex.event_times[:n], strict=True)
-    return "".join(_record(jsonutil.loads(e), t, sample) for e, t in timed)
-
-
-def _record(event: dict[str, Any], t: float, sample: Sample) -> str:
-    """Note one parsed SSE event received at ``t`` on ``sample``; its content text."""
-    usage = event.get("usage")
-    if usage:
-        sample.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or {}
-        sample.cached_tokens = int(details.get("cached_tokens") or 0)
-    text = "".join((c.get("delta") or {}).get("content") or "" for c in event.get("choices") or ())
-    if text:
-        if math.isnan(sample.first_token):
-            sample.first_token = t
-        sample.token_times.append(t)
-    return text
-
-
-def _open(s: Sample) -> bool:
-    return math.isnan(s.finish) and not s.error
 
 
 # --- processes -------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class StreamSink:
         "closed",
         "fast",
         "fmt",
+        "head",
         "high_water",
         "pending_target",
         "pieces",
@@ -106,6 +107,7 @@ class StreamSink:
         pieces: list[str] | None,
         stall_at: int,
         stats: EmissionStats,
+        head: bytes = b"",
     ) -> None:
         self.writer = writer
         self.transport = transport
@@ -125,7 +127,17 @@ class StreamSink:
         self.prepared_at = -1
         """Index of the token ``prepare`` formatted for the step in flight."""
         self.prepared_final = False
+        self.head = head
+        """An event still to precede the first token: vLLM sends a chat stream's role
+        chunk with the first engine output, not on admission, so its first byte marks the
+        end of prefill (tier2's ledger counts on that)."""
         self._fut: asyncio.Future[None] | None = None
+
+    def _with_head(self, data: bytes) -> bytes:
+        head = self.head
+        if not head:
+            return data
+        return (b"%x\r\n%b\r\n" % (len(head), head) if self.chunked else head) + data
 
     # --- step loop side --------------------------------------------------------------
 
@@ -137,11 +149,14 @@ class StreamSink:
         self.prepared_final = bool(finish_reason)
         if finish_reason or self.pieces is not None:
             chunk = self.fmt.token_chunk(text_of(req, self.pieces, k, k + 1), finish_reason or None)
-            return b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
-        js = _piece_json(req.planned[k])  # the common case: one pseudo word, pre-built frame
-        if self.chunked:
-            return self.template % (self.template_fixed + len(js), js)
-        return self.template % js
+            data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk
+        else:  # the common case: one pseudo word, pre-built frame
+            js = _piece_json(req.planned[k])
+            if self.chunked:
+                data = self.template % (self.template_fixed + len(js), js)
+            else:
+                data = self.template % js
+        return self._with_head(data)
 
     def write_prepared(self, req: Request, data: bytes, target: float) -> None:
         transport = self.transport
@@ -159,6 +174,7 @@ class StreamSink:
             self.closed = True
             self._handover(target)
             return
+        self.head = b""
         self.writer.output_size += len(data)
         self.sent += 1
         stats = self.stats
@@ -198,12 +214,14 @@ class StreamSink:
                 data = self.template % (self.template_fixed + len(js), js)
             else:
                 data = self.template % js
+        data = self._with_head(data)
         try:
             transport.write(data)
         except Exception:  # a dead connection must not stop the step loop
             self.closed = True
             self._handover(target)
             return
+        self.head = b""
         self.writer.output_size += len(data)
         self.sent = n
         stats = self.stats
@@ -260,11 +278,10 @@ async def serve_stream(
     fmt = protocol.StreamFormatter(
         chat=parsed.chat, request_id=req.request_id, created=int(time.time()), model=parsed.model
     )
-    if parsed.chat:
-        await resp.write(fmt.role_chunk())
     stats = runner.emission
     stall_at = req.target_len // 2 if stall_s else -1
-    sink = StreamSink(writer, transport, resp.chunked, fmt, pieces, stall_at, stats)
+    head = fmt.role_chunk() if parsed.chat else b""
+    sink = StreamSink(writer, transport, resp.chunked, fmt, pieces, stall_at, stats, head)
     sink.fast = False  # the handler writes whatever was generated before the sink existed
     runner.attach(req.request_id, sink)
     try:
@@ -317,7 +334,8 @@ async def _write_pending(
     )
     target = sink.pending_target
     sink.pending_target = -1.0  # tokens emitted while we write start a new pending run
-    await resp.write(chunk)
+    head, sink.head = sink.head, b""
+    await resp.write(head + chunk)
     sink.sent = n
     stats.slow_tokens += n - sent
     if not stalled and target >= 0.0:

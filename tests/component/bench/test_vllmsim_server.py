@@ -74,6 +74,29 @@ async def test_chat_streaming_with_usage(client: openai.AsyncOpenAI) -> None:
     assert chunks[-1].usage.completion_tokens == 8
 
 
+async def test_chat_stream_role_chunk_comes_with_the_first_token(pods: SimPods) -> None:
+    # vLLM sends nothing of the body before the first engine output: a proxy may take the
+    # first byte as the end of prefill.
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "word " * 2000}],
+        "max_tokens": 4,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    async with (
+        aiohttp.ClientSession(pods.urls[0]) as s,
+        s.post("/v1/chat/completions", json=body) as r,
+    ):
+        assert r.status == 200
+        first = await r.content.readany()
+        rest = await r.content.read()
+    events = [e for e in first.split(b"\n\n") if e]
+    assert b'"role":"assistant"' in events[0]
+    assert len(events) >= 2 and b'"content":"' in events[1] and b'"content":""' not in events[1]
+    assert b'"role"' not in rest
+
+
 async def test_completions_both_ways(client: openai.AsyncOpenAI) -> None:
     r = await client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=5)
     assert r.usage is not None

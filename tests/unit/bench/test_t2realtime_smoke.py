@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bench.tier2_bench import realtime
-from bench.tier2_bench.realtime import Sample, Window, pool_resource, ranking, summarize
+from bench.tier2_bench.realtime import pool_resource, ranking, summarize
+from bench.tier2_bench.realtime_client import Sample, Window, parse_response
 from common import jsonutil
 from common.config import ConfigSet, parse_resource
 from control.compile import compile_tier2
@@ -65,7 +66,7 @@ def _chunked(*parts: bytes) -> bytes:
     ],
 )
 def test_parse_response(raw: bytes, status: int, events: list[bytes]) -> None:
-    assert realtime._parse_response(raw) == (status, events)
+    assert parse_response(raw) == (status, events)
 
 
 def test_summarize_measures_only_the_window_and_censors_the_unserved() -> None:
