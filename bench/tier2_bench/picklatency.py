@@ -40,7 +40,7 @@ def _state(i: int, rng: random.Random, now: float) -> EndpointState:
         running=rng.randint(5, 60),
         kv_usage=rng.uniform(0.2, 0.85),
         block_size=16,
-        num_gpu_blocks=16384,
+        num_gpu_blocks=19208,
         running_loras=(),
         waiting_loras=(),
         max_lora=0,

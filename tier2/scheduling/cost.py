@@ -86,8 +86,9 @@ class TtftModel:
         rate = cand.ledger.prefill_rate
         return rate if rate > 0 else _FALLBACK_RATE
 
-    def predict(self, req: PickRequest, cand: Candidate, now: float) -> tuple[float, float]:
-        """(predicted TTFT in seconds, uncached prompt tokens) of `req` on `cand`."""
+    def predict(self, req: PickRequest, cand: Candidate, now: float) -> tuple[float, float, float]:
+        """(predicted TTFT in seconds, uncached prompt tokens, the KV-pressure part of
+        the seconds) of `req` on `cand`."""
         led = cand.ledger
         uncached = max(0.0, req.prompt_tokens - self.cached_tokens(req, cand))
         rate = self.rate(cand)
@@ -98,7 +99,7 @@ class TtftModel:
         )
         m = cand.state.metrics
         if m is None or now - m.scraped_at > self.stale_after_s:
-            return t + self.uncertain_penalty_s, uncached
+            return t + self.uncertain_penalty_s, uncached, 0.0
         if m.waiting:
             t += self.waiting_cost_s * m.waiting
         if m.kv_usage is not None and m.num_gpu_blocks and m.block_size:
@@ -107,5 +108,6 @@ class TtftModel:
                 m.kv_usage * capacity + led.kv_new_since_scrape + uncached + self.output_tokens(req)
             )
             f = min(need / capacity, _MAX_KV_FRACTION)
-            t += self.kv_pressure_s * f / (1.0 - f)
-        return t, uncached
+            kv = self.kv_pressure_s * f / (1.0 - f)
+            return t + kv, uncached, kv
+        return t, uncached, 0.0

@@ -60,9 +60,10 @@ def test_ttft_prediction(
     ledger: LedgerView, m: EndpointMetrics, blocks: int, expected_t: float, expected_u: float
 ) -> None:
     c = cand("a", m, ledger=ledger, blocks=blocks)
-    t, u = model(kv_pressure_s=0.0).predict(request(prompt=1000), c, NOW)
+    t, u, kv = model(kv_pressure_s=0.0).predict(request(prompt=1000), c, NOW)
     assert t == pytest.approx(expected_t)
     assert u == pytest.approx(expected_u)
+    assert kv == 0.0
 
 
 def test_precision_discounts_the_predicted_hit() -> None:
@@ -117,6 +118,33 @@ def test_valve_opens_when_the_warm_endpoint_is_too_slow() -> None:
     assert (r.ranked, r.reason) == (("cold", "warm"), "warm-valve")
     r = picker(t_max_s=10.0).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
     assert (r.ranked[0], r.reason) == ("warm", "warm")
+
+
+def test_valve_opens_only_toward_endpoints_with_room() -> None:
+    # leaving the warm set costs a second copy of the prefix and its prefill: worth it
+    # only where there is KV room and no engine queue, never when all are saturated
+    busy = led(prefill_tokens=40_000)
+    full = metrics(kv=0.95)
+    queued = metrics(waiting=2)
+    cands = [cand("warm", blocks=50, ledger=busy), cand("full", full), cand("queued", queued)]
+    r = picker(t_max_s=1.0).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
+    assert (r.ranked[0], r.reason) == ("warm", "warm")
+    cands.append(cand("roomy", metrics(kv=0.5)))
+    r = picker(t_max_s=1.0).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
+    assert (r.ranked[0], r.reason) == ("roomy", "warm-valve")
+    r = picker(t_max_s=1.0, valve_headroom=None).pick(
+        request(prompt=1000, hashes=60), cands[:3], {}, NOW
+    )
+    assert r.reason == "warm-valve"
+
+
+def test_kv_pressure_alone_does_not_open_the_valve() -> None:
+    # a warm pod near full KV queues the request at worst; a copy elsewhere costs more KV
+    cands = [cand("warm", metrics(kv=0.97), blocks=50), cand("cold", metrics(kv=0.3))]
+    r = picker(t_max_s=1.0).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
+    assert (r.ranked[0], r.reason) == ("warm", "warm")
+    r = picker(t_max_s=1.0, valve_kv=True).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
+    assert (r.ranked[0], r.reason) == ("cold", "warm-valve")
 
 
 def test_below_theta_is_not_warm() -> None:

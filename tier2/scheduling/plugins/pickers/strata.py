@@ -13,9 +13,12 @@ the pool more than this one request's TTFT shows.
 Rule:
 1. Warm set W = {e : h(e) >= theta}, minus endpoints whose load would exceed
    ceil((1 + warm_epsilon) · mean load) (bounded load for affinity: a burst of one
-   prefix fans out instead of herding). If W is not empty and min_W J - min_all J <=
-   t_max_s, the pick is made within W (reason `warm`); otherwise the saturation valve
-   opens and the pick is made over all candidates (`warm-valve`).
+   prefix fans out instead of herding). The saturation valve compares J without its
+   KV-pressure part (valve_kv) against the endpoints with room (no engine queue, KV
+   fraction at most valve_headroom): if W is not empty and min_W J - min_room J <=
+   t_max_s, or no endpoint has room, the pick is made within W (reason `warm`);
+   otherwise among the endpoints with room (`warm-valve`). A miss costs a second copy
+   of the prefix and its prefill, which only pays where there is room.
 2. Cold request (W empty): the key is the chained hash of the prompt's first
    `key_blocks` blocks (its system prompt), or the session id when the prompt is shorter
    than one block. Consistent hashing with bounded loads (tier2.scheduling.ring,
@@ -34,7 +37,8 @@ The PoolPicker then reserves the winner in the ledger and records the prompt in 
 prefix index in the same call, so the next pick already sees both.
 Output: the winner, then every other candidate by increasing cost; predicted TTFT of
 each candidate in `predicted_ttft_s`.
-Parameters: theta, t_max_s, work_weight, warm_epsilon, epsilon, ring_choices,
+Parameters: theta, t_max_s, valve_kv, valve_headroom, work_weight, warm_epsilon,
+epsilon, ring_choices,
 cold_interference_s, key_blocks, virtual_nodes, near_tie_rel, near_tie_abs_s, and the
 TTFT model's
 (common.config.scheduling.StrataPickerParams).
@@ -61,6 +65,8 @@ class StrataPicker:
         self.work_weight = params.work_weight
         self.warm_epsilon = params.warm_epsilon
         self.t_max_s = params.t_max_s
+        self.valve_kv = params.valve_kv
+        self.valve_headroom = params.valve_headroom
         self.epsilon = params.epsilon
         self.key_blocks = params.key_blocks
         self.ring_choices = params.ring_choices
@@ -90,14 +96,17 @@ class StrataPicker:
         predict, load = self.model.predict, self.model.load
         prompt = float(max(1, req.prompt_tokens))
         costs: dict[str, float] = {}
+        queueing: dict[str, float] = {}
+        """Costs without KV pressure: what the valve compares (see valve_kv)."""
         ttfts: dict[str, float] = {}
         loads: dict[str, float] = {}
         warm: list[str] = []
         work, rate = self.work_weight, self.model.rate
         for c in cands:
-            ttft, uncached = predict(req, c, now)
+            ttft, uncached, kv = predict(req, c, now)
             ttfts[c.id] = ttft
             costs[c.id] = ttft + work * uncached / rate(c) if work else ttft
+            queueing[c.id] = costs[c.id] - kv
             loads[c.id] = load(c)
             if c.prefix_blocks and (prompt - uncached) / prompt >= self.theta:
                 warm.append(c.id)
@@ -108,10 +117,24 @@ class StrataPicker:
             cap = math.ceil((1.0 + self.warm_epsilon) * total / len(loads))
             warm = [w for w in warm if loads[w] + 1.0 <= cap]
         if warm:
-            if min(costs[w] for w in warm) - best <= self.t_max_s:
+            valve = costs if self.valve_kv else queueing
+            room = list(costs)
+            if self.valve_headroom is not None:
+                k = self.model.kv_pressure_s
+                limit = k * self.valve_headroom / (1.0 - self.valve_headroom)
+                room = [
+                    c.id
+                    for c in cands
+                    if costs[c.id] - queueing[c.id] <= limit
+                    and not (c.state.metrics and c.state.metrics.waiting)
+                ]
+            if (
+                not room
+                or min(valve[w] for w in warm) - min(valve[r] for r in room) <= self.t_max_s
+            ):
                 chosen, reason = self._near_tie(warm, costs), "warm"
             else:
-                chosen, reason = self._near_tie(list(costs), costs), "warm-valve"
+                chosen, reason = self._near_tie(room, costs), "warm-valve"
         else:
             if self.cold_interference_s:
                 lam = self.cold_interference_s
