@@ -23,12 +23,15 @@ pod really streamed). Requests arriving in the first ``--warmup-frac`` of
 ``--duration-s`` warm the caches; those arriving in the rest are measured, and the run
 goes on (arrivals included) until they have finished, for at most ``--tail-s``.
 
-Why the defaults are not the DES's knee (2 conversations/s, 400 s warm-up, 50 ms
-scrapes). Every output token crosses three Python processes (about 200 us of CPU in
-all), and a run must fit in about two minutes per policy on 2 shared cores, so the model
-time is short (200 s at speed 2): conversations (about 4 model minutes long) are all
-still open when measuring starts, so 3 conversations/s then offers about the load of 2/s
-in steady state. Scrapes every 200 model ms: the simulator renders /metrics through
+Why the defaults differ from the DES's (c) (knee 6 conversations/s, 400 s warm-up, 50 ms
+scrapes). Every output token crosses three Python processes (about 90 us of CPU in
+tier2, 65 in the simulator and 35 in the client), so 2 cores carry about 6,000 tokens/s:
+the pods run in real time (speed 1) and a run must fit in a few minutes per policy, so
+the model time is short (200 s): conversations (about 4 model minutes long) are all
+still open when measuring starts, so 6 conversations/s then offers about the load of 4/s
+in steady state. At speed 2, tier2 shared its core with the client and saturated it:
+requests waited in its socket buffers, and the policy that served the most tokens
+looked the slowest. Scrapes every 200 model ms: the simulator renders /metrics through
 prometheus-client at about 1 ms each, so 50 ms scrapes would take most of its core (the
 DES's scenario (f) finds 50 vs 200 ms nearly alike for these profiles).
 
@@ -39,8 +42,8 @@ engine-side mean, so the client's mean minus theirs is the time spent outside th
 engines (tier2, sockets, the client). Output throughput counts tokens received in the
 measured window. The load generator is :mod:`bench.tier2_bench.realtime_client`.
 
-Placement on 2 cores: the simulator is pinned to CPU 0; tier2 and this load generator to
-CPU 1 (``--client-cpu 0`` moves the client next to the simulator).
+Placement on 2 cores: tier2, the system under test, alone on CPU 1; the simulator and
+this load generator on CPU 0 (``--client-cpu 1`` moves the client next to tier2).
 """
 
 from __future__ import annotations
@@ -364,14 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="strata bench tier2-realtime", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--speed", type=float, default=2.0, help="model seconds per wall second")
-    p.add_argument("--rate", type=float, default=3.0, help="new conversations per model second")
-    p.add_argument("--duration-s", type=float, default=100.0, help="wall seconds per policy")
+    p.add_argument("--speed", type=float, default=1.0, help="model seconds per wall second")
+    p.add_argument("--rate", type=float, default=6.0, help="new conversations per model second")
+    p.add_argument("--duration-s", type=float, default=200.0, help="wall seconds per policy")
     p.add_argument("--warmup-frac", type=float, default=0.6, help="of the duration, unmeasured")
     p.add_argument("--tail-s", type=float, default=10.0, help="wall s to finish measured requests")
     p.add_argument("--scrape-ms", type=float, default=200.0, help="model ms between scrapes")
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated, run in order")
-    p.add_argument("--client-cpu", type=int, choices=(0, 1), default=1, help="load generator's")
+    p.add_argument("--client-cpu", type=int, choices=(0, 1), default=0, help="load generator's")
     p.add_argument("--pods", type=int, default=NUM_PODS)
     p.add_argument("--profile", default=PROFILE)
     p.add_argument("--seed", type=int, default=0)

@@ -6,8 +6,10 @@
 Every scenario of issue 7 (see :mod:`bench.tier2_bench.scenarios`) runs each policy on 8
 simulated vLLM pods (:mod:`bench.vllmsim.des`): ``round-robin``, ``least-queue`` (on
 scraped metrics), ``gie-default`` and ``strata`` (tier2's own ``PoolPicker``, the class
-the proxy runs) and ``oracle`` (true cache contents and queues). Results go to a fresh
-directory under ``bench/results/`` (or ``--out``): ``results.json``, ``summary.md`` and
+the proxy runs) and ``oracle`` (the ``strata`` picker fed the simulator's true metrics,
+cache contents and prompt lengths: what better estimates would buy it, see
+:mod:`bench.tier2_bench.informed_router`). Results go to a fresh
+directory under ``.strata/bench/`` (or ``--out``): ``results.json``, ``summary.md`` and
 one PNG per scenario. Progress lines go to stderr.
 
 ``--variant NAME=JSON`` adds a policy: a named profile with some plugins' parameters
@@ -34,9 +36,10 @@ from typing import Any
 
 from bench.tier2_bench import report
 from bench.tier2_bench.harness import Window, run_point
+from bench.tier2_bench.informed_router import InformedRouter
 from bench.tier2_bench.picker_router import PickerRouter
 from bench.tier2_bench.picklatency import measure_pick_latency
-from bench.tier2_bench.routers import BenchRouter, LeastQueueRouter, OracleRouter, RoundRobinRouter
+from bench.tier2_bench.routers import BenchRouter, LeastQueueRouter, RoundRobinRouter
 from bench.tier2_bench.scenarios import (
     NUM_PODS,
     PROFILE,
@@ -103,6 +106,8 @@ def make_router(
     seed: int,
     variant: Variant | None = None,
 ) -> BenchRouter:
+    """The router of a policy or variant; ``oracle`` is the ``strata`` profile with the
+    same seed as the ``strata`` policy, so that the two differ in information only."""
     rng = random.Random(f"{policy}:{seed}")
     if variant is not None:
         return PickerRouter(
@@ -119,7 +124,14 @@ def make_router(
     if policy == "least-queue":
         return LeastQueueRouter(rng)
     if policy == "oracle":
-        return OracleRouter(rng)
+        return InformedRouter(
+            "strata",
+            num_pods=num_pods,
+            model=model,
+            scrape_interval_s=scrape_interval_s,
+            seed=seed,
+            label=policy,
+        )
     if policy in NAMED_PROFILES:
         return PickerRouter(
             policy, num_pods=num_pods, model=model, scrape_interval_s=scrape_interval_s, seed=seed
@@ -286,7 +298,7 @@ def _out_dir(arg: str | None) -> Path:
         path = Path(arg)
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(__file__).resolve().parents[1] / "results" / f"tier2-{stamp}"
+        path = Path(".strata") / "bench" / f"tier2-{stamp}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -298,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=JSON")
     p.add_argument("--scale", type=float, default=1.0, help="stretch every window (virtual s)")
     p.add_argument("--quick", action="store_true", help="small windows, two ladder points")
-    p.add_argument("--out", help="output directory (default: a new one under bench/results/)")
+    p.add_argument("--out", help="output directory (default: a new one under .strata/bench/)")
     p.add_argument("--jobs", type=int, default=1, help="simulations in parallel processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pods", type=int, default=NUM_PODS)

@@ -1,5 +1,5 @@
-"""tier2 benchmark policies, statistics and verdicts: the oracle, the baselines, the
-PoolPicker adapter, percentiles, knees."""
+"""tier2 benchmark policies, statistics and verdicts: the oracle (strata on true
+state), the baselines, the PoolPicker adapter, percentiles, knees."""
 
 from __future__ import annotations
 
@@ -12,15 +12,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.tier2_bench.harness import Window, run_point
-from bench.tier2_bench.picker_router import PickerRouter, endpoint_state
+from bench.tier2_bench.informed_router import (
+    Information,
+    InformedRouter,
+    index_blocks,
+    true_cached_tokens,
+)
+from bench.tier2_bench.picker_router import PickerRouter, endpoint_id, endpoint_state
 from bench.tier2_bench.prompts import TextPool, message
 from bench.tier2_bench.report import knee_rate, verdicts
-from bench.tier2_bench.routers import LeastQueueRouter, OracleRouter, RoundRobinRouter
+from bench.tier2_bench.routers import LeastQueueRouter, RoundRobinRouter
+from bench.tier2_bench.run import make_router
 from bench.tier2_bench.scenarios import SCENARIOS, scenario_list
 from bench.tier2_bench.stats import percentile, weighted_percentile
 from bench.tier2_bench.workloads import Payload
 from bench.vllmsim.config import SimConfig
 from bench.vllmsim.des import ClusterView, SimRequest, Simulation
+from bench.vllmsim.kvcache import KVCacheManager, KVSeq, scope_id
+from common.config.scheduling import StrataPickerParams
+from tier2.prefix.hashing import CHARS_PER_TOKEN
+from tier2.scheduling.cost import TtftModel
+from tier2.scheduling.types import Candidate
 
 POOL = TextPool(num_words=5000)
 CONFIG = SimConfig(profile="32b-h100-tp2")
@@ -44,35 +56,158 @@ class _Fixed:
         return self.pod if self.then is None else int(self.then.route(request, cluster))
 
 
-def test_oracle_follows_the_true_cache_and_leaves_it_when_queued() -> None:
-    doc = message("system", *POOL.passage(random.Random(0), 2000, "docA"))
-    router = _Fixed(2)
-    sim = Simulation(CONFIG, 4, router=router, scrape_interval_s=0.05)
+def _warmed(doc: Any, pods: int, warm_pod: int) -> tuple[Simulation, _Fixed]:
+    """A simulation whose ``warm_pod`` alone holds ``doc`` (no router's index knows it)."""
+    router = _Fixed(warm_pod)
+    sim = Simulation(CONFIG, pods, router=router, scrape_interval_s=0.05)
     sim.submit(_doc_request("warm", doc, 0.0, "w"))
     sim.run(until=5.0)
-    oracle = OracleRouter(random.Random(0))
-    router.then = oracle
-    # the prefix is cached on pod 2 only: a request with it goes there
-    assert oracle.route(_doc_request("hit", doc, 5.0, "h"), sim.view) == 2
-    # a pod with 50k prefill tokens still queued (dispatched, no first token) is avoided
-    oracle._prefill[2] += 50_000
-    assert oracle.route(_doc_request("busy", doc, 5.0, "b"), sim.view) != 2
-    # and a request without a cached prefix goes to the least loaded pod, not pod 2
-    other = message("system", *POOL.passage(random.Random(1), 2000, "docB"))
-    assert oracle.route(_doc_request("cold", other, 5.0, "c"), sim.view) != 2
+    return sim, router
 
 
-def test_oracle_releases_queued_prefill_at_the_first_token() -> None:
+FULL = Information()
+
+
+def _kv_seq(req: SimRequest) -> KVSeq:
+    """The request's prompt hashed as the engines hash it."""
+    seq = KVSeq(list(req.prompt_token_ids), scope_id(CONFIG.model))
+    KVCacheManager(4, 16).extend_hashes(seq)
+    return seq
+
+
+def _informed(pods: int, info: Information = FULL) -> InformedRouter:
+    return InformedRouter(
+        num_pods=pods, model=CONFIG.model, scrape_interval_s=0.05, seed=0, info=info
+    )
+
+
+def test_oracle_candidates_see_the_true_cache_and_prompt_length() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 2000, "docA"))
+    sim, fixed = _warmed(doc, 4, 2)
+    oracle = _informed(4)
+    fixed.then = oracle
+    req = _doc_request("hit", doc, 5.0, "h")
+    truth = true_cached_tokens(req, sim.view)
+    assert truth[2] > 1000 and truth[0] == truth[1] == truth[3] == 0
+    assert oracle.route(req, sim.view) == 2
+    pick = oracle._picks["hit"]
+    assert pick.request.prompt_tokens == len(req.prompt_token_ids)
+    assert pick.matches == {endpoint_id(2): truth[2] // 16}
+    # what the strata cost model reads back is the true uncached token count
+    model = TtftModel.from_params(StrataPickerParams(), 0.05)
+    cand = Candidate(oracle.picker.endpoints()[endpoint_id(2)], prefix_blocks=truth[2] // 16)
+    assert model.cached_tokens(pick.request, cand) == truth[2]
+    # strata itself, whose index never saw the warm-up, predicts no hit anywhere
+    blind = _informed(4, Information(metrics=False, cache=False))
+    blind.route(_doc_request("blind", doc, 5.0, "b"), sim.view)
+    assert blind._picks["blind"].matches == {}
+
+
+def test_oracle_counts_what_queued_requests_will_have_cached() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 3000, "docQ"))
+    fixed = _Fixed(1)
+    sim = Simulation(CONFIG, 2, router=fixed, scrape_interval_s=0.05)
+    first = _doc_request("first", doc, 0.0, "a")
+    sim.submit(first)
+    sim.run(until=0.0)  # its first chunk is being computed, the rest is not cached yet
+    second = _doc_request("second", doc, 0.0, "b")
+    ids_a, ids_b = first.prompt_token_ids, second.prompt_token_ids
+    common = next(i for i, (x, y) in enumerate(zip(ids_a, ids_b, strict=False)) if x != y)
+    now = 16 * len(sim.view.engine(1).kv.find_cached_prefix(_kv_seq(second)))
+    truth = true_cached_tokens(second, sim.view)
+    assert truth == [0, 16 * (common // 16)]
+    assert 0 < now < truth[1]  # a lookup now sees only the first chunk
+
+
+@given(st.integers(0, 10_000), st.sampled_from([16, 32, 64, 128]), st.integers(0, 1000))
+def test_index_blocks_round_trip_through_the_cost_model(
+    blocks_of_16: int, block_chars: int, hashed: int
+) -> None:
+    cached = 16 * blocks_of_16  # the engine caches whole 16-token blocks
+    n = index_blocks(cached, block_chars, hashed)
+    assert 0 <= n <= hashed
+    read_back = n * block_chars / CHARS_PER_TOKEN
+    assert read_back <= cached
+    if n < hashed:
+        assert cached - read_back < block_chars / CHARS_PER_TOKEN
+    if block_chars == 64 and n < hashed:
+        assert read_back == cached
+
+
+def test_oracle_reads_each_pods_last_step_not_the_scrape() -> None:
     doc = message("system", *POOL.passage(random.Random(0), 500, "docC"))
-    oracle = OracleRouter(random.Random(0))
+    oracle = _informed(2)
+    sim = Simulation(CONFIG, 2, router=oracle, scrape_interval_s=30.0)
+    for i in range(3):  # a burst at one instant onto idle pods
+        sim.submit(_doc_request(f"r{i}", doc, 1.0, f"q{i}"))
+    sim.run(until=1.0)
+    # the stats predate the burst, so the ledger counts all of it as not shown yet
+    views = [oracle.picker.ledger.view(endpoint_id(p)) for p in range(2)]
+    assert sum(v.dispatched_since_scrape for v in views) == 3
+    sim.run(until=1.5)
+    oracle._sync(sim.view)  # what the next pick would see
+    for pod in range(2):
+        m = oracle.picker.endpoints()[endpoint_id(pod)].metrics
+        stats = sim.view.fresh(pod)
+        assert m is not None and m.running == stats.num_running
+        assert m.kv_usage == stats.kv_cache_usage
+        busy = sim.view.engine(pod).has_work()
+        assert m.scraped_at == stats.time if busy else 1.5 - 1e-9 < m.scraped_at < 1.5
+    assert sim.view.scrape(0).scraped_at < 1.0  # what strata would have seen
+
+
+def test_oracle_without_information_picks_exactly_as_strata() -> None:
+    docs = [message("system", *POOL.passage(random.Random(d), 600, f"doc{d}")) for d in range(3)]
+    reqs = [_doc_request(f"r{i}", docs[i % 3], 0.15 * i, f"q{i}") for i in range(40)]
+    pods = {}
+    for router in (
+        PickerRouter("strata", num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0),
+        _informed(3, Information(metrics=False, cache=False, prefill_rate=False)),
+    ):
+        sim = Simulation(CONFIG, 3, router=router, scrape_interval_s=0.05)
+        sim.on_first_token = lambda pod, req, t, r=router: r.first_token(req.request_id, pod, t)
+        sim.on_finish = lambda rec, s, r=router: r.finished(rec)
+        for req in reqs:
+            sim.submit(req)
+        pods[router.name] = [(r.request_id, r.pod) for r in sim.run()]
+    assert pods["strata"] == pods["oracle"]
+
+
+def test_oracle_serves_a_small_run_and_releases_its_picks() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 400, "docF"))
+    router = make_router("oracle", num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0)
+    assert isinstance(router, InformedRouter) and router.name == "oracle"
+
+    class _Load:
+        def initial(self, until: float) -> list[SimRequest]:
+            return [_doc_request(f"r{i}", doc, 0.2 * i, f"q{i}") for i in range(30)]
+
+        def follow_up(self, rec: Any) -> None:
+            return None
+
+    res = run_point(
+        _Load(),
+        router,
+        config=CONFIG,
+        num_pods=3,
+        window=Window(1.0, 4.0, 20.0),
+        scrape_interval_s=0.05,
+    )
+    assert res["requests"] == 20 and res["unserved"] == 0
+    assert res["prefix_hit_rate"] > 0.5
+    assert res["picks"] == 30 and not router._picks
+
+
+def test_oracle_can_pin_the_profiles_prefill_rate() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 300, "docR"))
+    oracle = _informed(2, Information(prefill_rate=True))
     sim = Simulation(CONFIG, 2, router=oracle, scrape_interval_s=0.05)
     sim.on_first_token = lambda pod, req, t: oracle.first_token(req.request_id, pod, t)
     for i in range(6):
-        sim.submit(_doc_request(f"r{i}", doc, 0.0, f"q{i}"))
-    sim.run(until=0.0)
-    assert sum(oracle._prefill) > 0
+        sim.submit(_doc_request(f"r{i}", doc, 0.3 * i, f"q{i}"))
     sim.run()
-    assert sum(oracle._prefill) == 0
+    rate = 1000.0 / CONFIG.engine_config().profile.prefill.per_token_ms
+    assert all(oracle.picker.ledger.view(endpoint_id(p)).prefill_rate == rate for p in range(2))
 
 
 def test_round_robin_and_least_queue_spread_a_burst() -> None:
