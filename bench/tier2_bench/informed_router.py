@@ -1,7 +1,8 @@
 """The benchmark's oracle: the production `strata` picker fed perfect information.
 
-An upper bound that says what better estimates would buy strata, with the decision rule
-held fixed: the same PoolPicker, profile, plugins and random seed as the ``strata``
+It says what better estimates would buy strata, with the decision rule held fixed (it
+is not an upper bound on every policy: a rule that foresaw how answers fill the KV cache
+could beat it past a knee): the same PoolPicker, profile, plugins and random seed as the ``strata``
 policy (:class:`~bench.tier2_bench.picker_router.PickerRouter`); only its inputs are the
 simulator's truth instead of tier2's estimates:
 
