@@ -156,12 +156,20 @@ def test_below_theta_is_not_warm() -> None:
 
 
 def test_overloaded_warm_endpoint_stops_being_warm() -> None:
-    hot = led(running=10)
+    hot = led(running=8, waiting=2)
     cands = [cand("warm", blocks=60, ledger=hot), cand("b"), cand("c")]
     r = picker(warm_epsilon=0.5).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
     assert r.ranked[0] != "warm" and r.reason.startswith("ring")
     r = picker(warm_epsilon=None).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
     assert r.ranked[0] == "warm"
+
+
+def test_warm_endpoint_busy_only_decoding_stays_warm() -> None:
+    # its load is decoding: this prefill starts at once or next, a cold pod would recompute
+    decoding = led(running=9, waiting=1)
+    cands = [cand("warm", blocks=60, ledger=decoding), cand("b"), cand("c")]
+    r = picker(warm_epsilon=0.5).pick(request(prompt=1000, hashes=60), cands, {}, NOW)
+    assert (r.ranked[0], r.reason) == ("warm", "warm")
 
 
 def test_cold_prefix_placement_is_deterministic_across_replicas() -> None:
