@@ -83,6 +83,7 @@ class PoolPicker:
                 else PrefixIndex(
                     max_total_blocks=p.max_total_blocks,
                     default_capacity=p.default_capacity_blocks,
+                    shrink_on_miss=p.shrink_on_miss,
                 )
             )
             self._block_chars = self._pick_block_chars()

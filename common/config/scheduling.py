@@ -142,12 +142,13 @@ class StrataPickerParams(TtftModelParams):
     pool more than this request's TTFT shows. 0 by default: T already counts U/R once,
     and doubling it held b2b groups on loaded warm pods (bench tier2 (a): TTFT p90 at
     2 req/s 1.64 s at 1.0, 0.85 s at 0)."""
-    cold_interference_s: float = Field(0.01, ge=0)
+    cold_interference_s: float = Field(0.0075, ge=0)
     """Cold picks only (ring, least-cost): added per request decoding on an endpoint that
     has no prefill queued in the ledger. A prefill sent there turns its pure decode steps
     into slower mixed steps for every running request; sent where a prefill is already
-    queued, it shares those steps. Spreading cold short prompts evenly raised ITL p50 by
-    80% over gie-default in bench tier2 (d); 0.01 s brings it within 5%."""
+    queued, it shares those steps. It trades TTFT for ITL on short cold prompts (bench
+    tier2 (d) at its knee, against gie-default: 0 gives TTFT p50 -17% and ITL p50 +125%,
+    0.01 TTFT p50 +6% and ITL +0%, 0.0075 TTFT p50 -1% and ITL +4%)."""
     theta: float = Field(0.5, ge=0, le=1)
     """Cached fraction at which an endpoint is warm for the request."""
     t_max_s: float = Field(1.0, ge=0)
@@ -208,8 +209,13 @@ class PrefixIndexParams(Frozen):
     max_total_blocks: int = Field(1_048_576, ge=1)
     """Hard bound on index entries over all pods (about 100 bytes each)."""
     correct_with_cached_tokens: bool = False
-    """Learn from the pod's reported cached_tokens: shrink a pod's capacity when the
-    index over-predicted."""
+    """Learn from the pod's reported cached_tokens: each pod's precision (predicted hits
+    that were real), which discounts its predicted hits in the strata cost model."""
+    shrink_on_miss: bool = False
+    """With correct_with_cached_tokens, also shrink a pod's capacity by 10% when the
+    index over-predicted. Off by default: in bench tier2 (b) (6,000-token unique
+    questions churning the caches) the shrinking index lost track of prompts the pods
+    still held (TTFT p90 +18% over gie-default at the knee, +5% without)."""
 
 
 class LedgerParams(Frozen):

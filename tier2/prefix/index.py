@@ -19,8 +19,8 @@ Theory of operation:
 - Feedback (`correct`): the pod reports how many prompt tokens it actually found cached.
   The request's own blocks are cached now either way (the pod just computed them), so
   they stay; a hit well below the prediction means this endpoint keeps less than we
-  think, so its scale shrinks by 10% (dropping its oldest entries) and recovers by 2%
-  per good prediction. A request that failed before its first byte never got its
+  think: its precision drops and, with `shrink_on_miss`, its scale shrinks by 10%
+  (dropping its oldest entries) and recovers by 2% per good prediction. A request that failed before its first byte never got its
   blocks computed: `discard` drops what was recorded beyond the predicted hit.
 - Precision per endpoint (EWMA of min(actual, predicted) / predicted, from 1.0) and
   the predicted and actual totals are exposed for metrics and for discounting affinity.
@@ -77,9 +77,12 @@ class _Endpoint:
 
 
 class PrefixIndex:
-    def __init__(self, *, max_total_blocks: int, default_capacity: int) -> None:
+    def __init__(
+        self, *, max_total_blocks: int, default_capacity: int, shrink_on_miss: bool = True
+    ) -> None:
         self.max_total_blocks = max_total_blocks
         self.default_capacity = default_capacity
+        self.shrink_on_miss = shrink_on_miss
         self._eps: dict[str, _Endpoint] = {}
 
     # --- membership and capacity ---------------------------------------------------
@@ -184,8 +187,9 @@ class PrefixIndex:
         # a block of slack: vLLM recomputes the last prompt token, and chars are not tokens
         if actual_blocks < predicted_blocks - max(2.0, 0.2 * predicted_blocks):
             ep.misses += 1
-            ep.scale = max(_MIN_SCALE, ep.scale * _SHRINK)
-            self._trim(ep)
+            if self.shrink_on_miss:
+                ep.scale = max(_MIN_SCALE, ep.scale * _SHRINK)
+                self._trim(ep)
         else:
             ep.scale = min(1.0, ep.scale + _GROW)
 

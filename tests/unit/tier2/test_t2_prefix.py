@@ -187,6 +187,16 @@ def test_correct_tracks_precision_and_shrinks_an_over_predicting_endpoint() -> N
     assert idx.precision("unknown") == 1.0
 
 
+def test_correct_without_shrinking_learns_precision_only() -> None:
+    idx = PrefixIndex(max_total_blocks=10_000, default_capacity=1000, shrink_on_miss=False)
+    idx.add("a")
+    idx.record("a", list(range(1000)))
+    idx.correct("a", predicted_blocks=100, actual_blocks=10)
+    s = idx.stats()["a"]
+    assert s.misses == 1 and s.precision == pytest.approx(0.91)
+    assert idx.capacity("a") == 1000 and idx.size("a") == 1000
+
+
 def linear_match(idx: PrefixIndex, hashes: list[int]) -> dict[str, int]:
     out = {}
     for ep in idx.endpoints():
