@@ -97,8 +97,7 @@ class StrataPicker:
         predict, load = self.model.predict, self.model.load
         prompt = float(max(1, req.prompt_tokens))
         costs: dict[str, float] = {}
-        queueing: dict[str, float] = {}
-        """Costs without KV pressure: what the valve compares (see valve_kv)."""
+        queueing: dict[str, float] = {}  # costs without KV pressure (the valve's, valve_kv)
         ttfts: dict[str, float] = {}
         loads: dict[str, float] = {}
         warm: list[str] = []
