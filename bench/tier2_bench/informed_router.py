@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bench.tier2_bench.picker_router import (
     PickerRouter,
-    chat_body,
     endpoint_id,
     endpoint_state,
 )
@@ -245,22 +243,9 @@ class InformedRouter(PickerRouter):
         if changed:
             self.picker.set_endpoints(self._states)
 
-    def route(self, request: SimRequest, cluster: ClusterView) -> int:
-        # PickerRouter.route with the truth put in between build_request and pick
-        self._sync(cluster)
-        body = chat_body(request.payload, self.model, request.max_tokens)
-        req = self.picker.build_request(body, request_id=request.request_id, kind="chat")
-        if self.info.cache:
-            req = self._inform(req, request, cluster)
-        c0, t0 = time.thread_time(), time.perf_counter()
-        pick = self.picker.pick(req, cluster.now)
-        t1, c1 = time.perf_counter(), time.thread_time()
-        self.pick_seconds.append(t1 - t0)
-        self.pick_cpu_seconds.append(c1 - c0)
-        if pick.saturated:
-            self.saturated_picks += 1
-        self._picks[request.request_id] = pick
-        return self._pod[pick.endpoint]
+    def _prepare(self, req: PickRequest, request: SimRequest, cluster: ClusterView) -> PickRequest:
+        # the truth goes in between build_request and the timed pick
+        return self._inform(req, request, cluster) if self.info.cache else req
 
     def _inform(self, req: PickRequest, request: SimRequest, cluster: ClusterView) -> PickRequest:
         """``req`` with its true prompt length, the index told the true cached blocks."""

@@ -31,6 +31,7 @@ from common.config import Pool
 from common.config.pool import PluginConfig, PoolSpec, SchedulerProfile, StaticEndpoints
 from tier2.datalayer.types import EndpointMetrics, EndpointState
 from tier2.picker import Pick, PoolPicker
+from tier2.scheduling.types import PickRequest
 
 __all__ = ["PickerRouter", "endpoint_id", "endpoint_state", "make_pool"]
 
@@ -126,10 +127,18 @@ class PickerRouter(BenchRouter):
         if changed:
             self.picker.set_endpoints(self._states)
 
+    def _prepare(self, req: PickRequest, request: SimRequest, cluster: ClusterView) -> PickRequest:
+        """The request as the picker gets it (a subclass may put the truth in)."""
+        return req
+
     def route(self, request: SimRequest, cluster: ClusterView) -> int:
         self._sync(cluster)
         body = chat_body(request.payload, self.model, request.max_tokens)
-        req = self.picker.build_request(body, request_id=request.request_id, kind="chat")
+        req = self._prepare(
+            self.picker.build_request(body, request_id=request.request_id, kind="chat"),
+            request,
+            cluster,
+        )
         # The collector's pauses are the simulator's heap (long token-id lists: a young
         # collection takes milliseconds here), not tier2's: it waits until after the pick.
         gc.disable()
