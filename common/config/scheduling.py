@@ -159,7 +159,7 @@ class StrataPickerParams(TtftModelParams):
     warm endpoint near full KV queues the request at worst, while a copy of the prefix
     elsewhere costs its whole prefill and as much KV again; comparing KV pressure made
     warm b2b groups split past the knee until preemptions collapsed throughput (bench
-    tier2 (a) at 9 req/s: TTFT p90 84 s with it, 0.43 s without and with
+    tier2 (a) at 9 req/s, half-scale: TTFT p90 84 s with it, 0.43 s without and with
     valve_headroom)."""
     valve_headroom: float | None = Field(0.9, gt=0, lt=1)
     """The warm set's valve opens only toward endpoints with room: no engine queue and
@@ -215,7 +215,7 @@ class PrefixIndexParams(Frozen):
     """With correct_with_cached_tokens, also shrink a pod's capacity by 10% when the
     index over-predicted. Off by default: in bench tier2 (b) (6,000-token unique
     questions churning the caches) the shrinking index lost track of prompts the pods
-    still held (TTFT p90 +18% over gie-default at the knee, +5% without)."""
+    still held (TTFT p90 +18% over gie-default at the knee, +2% without)."""
 
 
 class LedgerParams(Frozen):
