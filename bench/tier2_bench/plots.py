@@ -21,6 +21,21 @@ def _series(
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _finish_single(ax: Any, key: str, res: Mapping[str, Any], xlabel: str, ylabel: str) -> None:
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"({key}) {res['title']}", fontsize=9)
+
+
 def _ladder(path: Path, key: str, res: Mapping[str, Any], policies: Sequence[str]) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for p in policies:
@@ -45,9 +60,7 @@ def _ladder(path: Path, key: str, res: Mapping[str, Any], policies: Sequence[str
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     fig.suptitle(f"({key}) {res['title']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _scrape(path: Path, key: str, res: Mapping[str, Any], policies: Sequence[str]) -> None:
@@ -57,15 +70,8 @@ def _scrape(path: Path, key: str, res: Mapping[str, Any], policies: Sequence[str
         if xs:
             ax.plot(xs, ys, marker="o", label=p)
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("scrape interval (s)")
-    ax.set_ylabel("TTFT p90 (s)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"({key}) {res['title']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish_single(ax, key, res, "scrape interval (s)", "TTFT p90 (s)")
+    _save(fig, path)
 
 
 def _pick(path: Path, key: str, res: Mapping[str, Any]) -> None:
@@ -75,15 +81,8 @@ def _pick(path: Path, key: str, res: Mapping[str, Any]) -> None:
             xs, ys = _series(res["rows"], p, "endpoints", q)
             ax.plot(xs, [y / 1000 for y in ys], marker="o", linestyle=style, label=f"{p} {q[5:8]}")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("endpoints")
-    ax.set_ylabel("pick latency (ms)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"({key}) {res['title']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish_single(ax, key, res, "endpoints", "pick latency (ms)")
+    _save(fig, path)
 
 
 def plot_all(out: Path, policies: Sequence[str], results: Mapping[str, Any]) -> list[Path]:

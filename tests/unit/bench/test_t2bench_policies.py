@@ -21,7 +21,7 @@ from bench.tier2_bench.informed_router import (
 from bench.tier2_bench.picker_router import PickerRouter, endpoint_id, endpoint_state
 from bench.tier2_bench.prompts import TextPool, message
 from bench.tier2_bench.report import knee_rate, verdicts
-from bench.tier2_bench.routers import LeastQueueRouter, RoundRobinRouter
+from bench.tier2_bench.routers import BenchRouter, LeastQueueRouter, RoundRobinRouter
 from bench.tier2_bench.run import make_router
 from bench.tier2_bench.scenarios import SCENARIOS, scenario_list
 from bench.tier2_bench.stats import percentile, weighted_percentile
@@ -173,10 +173,8 @@ def test_oracle_without_information_picks_exactly_as_strata() -> None:
     assert pods["strata"] == pods["oracle"]
 
 
-def test_oracle_serves_a_small_run_and_releases_its_picks() -> None:
-    doc = message("system", *POOL.passage(random.Random(0), 400, "docF"))
-    router = make_router("oracle", num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0)
-    assert isinstance(router, InformedRouter) and router.name == "oracle"
+def _small_run(router: BenchRouter, doc: Any) -> dict[str, Any]:
+    """30 requests sharing one document, 0.2 s apart, on 3 pods; 20 of them measured."""
 
     class _Load:
         def initial(self, until: float) -> list[SimRequest]:
@@ -185,7 +183,7 @@ def test_oracle_serves_a_small_run_and_releases_its_picks() -> None:
         def follow_up(self, rec: Any) -> None:
             return None
 
-    res = run_point(
+    return run_point(
         _Load(),
         router,
         config=CONFIG,
@@ -193,6 +191,13 @@ def test_oracle_serves_a_small_run_and_releases_its_picks() -> None:
         window=Window(1.0, 4.0, 20.0),
         scrape_interval_s=0.05,
     )
+
+
+def test_oracle_serves_a_small_run_and_releases_its_picks() -> None:
+    doc = message("system", *POOL.passage(random.Random(0), 400, "docF"))
+    router = make_router("oracle", num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0)
+    assert isinstance(router, InformedRouter) and router.name == "oracle"
+    res = _small_run(router, doc)
     assert res["requests"] == 20 and res["unserved"] == 0
     assert res["prefix_hit_rate"] > 0.5
     assert res["picks"] == 30 and not router._picks
@@ -240,22 +245,7 @@ def test_endpoint_state_carries_the_scrape_time_and_gauges() -> None:
 def test_picker_router_serves_a_small_run_and_releases_its_picks(profile: str) -> None:
     doc = message("system", *POOL.passage(random.Random(0), 400, "docF"))
     router = PickerRouter(profile, num_pods=3, model=CONFIG.model, scrape_interval_s=0.05, seed=0)
-
-    class _Load:
-        def initial(self, until: float) -> list[SimRequest]:
-            return [_doc_request(f"r{i}", doc, 0.2 * i, f"q{i}") for i in range(30)]
-
-        def follow_up(self, rec: Any) -> None:
-            return None
-
-    res = run_point(
-        _Load(),
-        router,
-        config=CONFIG,
-        num_pods=3,
-        window=Window(1.0, 4.0, 20.0),
-        scrape_interval_s=0.05,
-    )
+    res = _small_run(router, doc)
     assert res["requests"] == 20 and res["unserved"] == 0
     assert res["prefix_hit_rate"] > 0.5
     assert res["picks"] == 30 and not router._picks  # every pick finished
