@@ -42,6 +42,7 @@ bench: setup ## every benchmark; JSON (and tables) under .strata/bench/
 	$(VENV)/bin/strata bench ratelimit
 	$(VENV)/bin/strata bench tier2
 	$(VENV)/bin/strata bench tier2-realtime
+	$(VENV)/bin/strata bench tier2-relay
 
 clean:
 	rm -rf $(VENV) .strata .mypy_cache .ruff_cache .hypothesis

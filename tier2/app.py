@@ -187,6 +187,7 @@ def build_app(
         ):
             proxy.session, sessions["scrape"] = session, scraper
             yield
+            proxy.pods.close()
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         task = guarded_task(follower.run(settings.tick_s), "tier2 follow config")

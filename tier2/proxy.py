@@ -2,7 +2,10 @@
 
 - The body goes on untouched; the answer streams back as it comes (no buffering of
   streams), with `x-gateway-destination-endpoint: host:port` (Envoy's inference
-  extension header) naming the pod that served it.
+  extension header) naming the pod that served it. Streams go over tier2.podclient: the
+  pod's bytes are written to the client from its connection's `data_received`, with no
+  coroutine step per token (tier2 relays every token of the pool; `strata bench
+  tier2-relay`: 87 -> 62 µs of CPU per token); unary answers over aiohttp's client.
 - Until the first byte reaches the client, a connection failure (refused, reset,
   closed before an answer: a pod that died) marks the pod unreachable and the request
   moves to the next-best pod. After that, a broken pod ends the stream with an error
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal, Protocol
 
 import aiohttp
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from common import jsonutil
 from common.clock import Clock
@@ -37,6 +40,7 @@ from tier2.http.observe import Outcome, StreamObserver, unary_outcome
 from tier2.http.parse import InferenceRequest
 from tier2.metrics import Tier2Metrics
 from tier2.picker import PickerStats
+from tier2.podclient import PodConnector, PodLost, PodResponse, PodUnreached, request_head
 from tier2.runtime import Tier2Runtime
 from tier2.scheduling.framework import NoEndpoint
 from tier2.scheduling.types import PickRequest, Priority
@@ -56,6 +60,9 @@ _UNREACHED = (
     ConnectionError,
 )
 _MAX_ERROR_BODY = 64 * 1024
+# a slow client: stop reading the pod above this many bytes buffered for it, resume once
+# aiohttp's writer has drained (its transport's own high mark is lower)
+_HIGH_WATER = 256 * 1024
 
 
 class Dispatcher(Protocol):
@@ -181,14 +188,12 @@ class Proxy:
         self.runtime: Tier2Runtime | None = None
         self._picker: Picker | None = None
         self._fed_version = -1
-        # a stream may pause up to stream_idle_s between bytes; a unary answer comes
-        # whole at the end, so only the client (tier1's request timeout) bounds it
-        self._timeouts = {
-            True: aiohttp.ClientTimeout(
-                sock_connect=settings.connect_timeout_s, sock_read=settings.stream_idle_s
-            ),
-            False: aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s),
-        }
+        # a stream may pause up to stream_idle_s between bytes (tier2.podclient); a unary
+        # answer comes whole at the end, so only the client (tier1's timeout) bounds it
+        self._unary_timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s)
+        self.pods = PodConnector(
+            connect_timeout_s=settings.connect_timeout_s, limit=settings.upstream_connections
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -293,37 +298,64 @@ class Proxy:
     async def _exchange(
         self, request: web.Request, req: InferenceRequest, ledger: _Ledger, endpoint: str
     ) -> web.StreamResponse:
+        if req.stream:
+            return await self._exchange_stream(request, req, ledger, endpoint)
         try:
             resp = await self.session.post(
                 f"http://{endpoint}{_PATHS[req.kind]}",
                 data=req.raw,
                 headers=req.headers,
-                timeout=self._timeouts[req.stream],
+                timeout=self._unary_timeout,
             )
         except _UNREACHED as e:
             raise _Unreached(_describe(e)) from None
         except TimeoutError:
             raise PodTimeout(f"the pod {endpoint} did not answer in time") from None
         try:
-            if resp.status >= 400 or not req.stream:
-                return await self._whole(resp, ledger, endpoint)
-            return await self._relay(request, resp, ledger, endpoint)
+            try:
+                body = await resp.read()
+            except _UNREACHED as e:
+                raise _Unreached(_describe(e)) from None
+            except TimeoutError:
+                raise PodTimeout(f"the pod {endpoint} stopped answering") from None
+            return self._whole(body, resp.status, resp.content_type, ledger, endpoint)
         finally:
             if resp.content.at_eof():
                 resp.release()  # the connection goes back to the pool
             else:
                 resp.close()  # the pod sees the disconnect and aborts the request
 
-    async def _whole(
-        self, resp: aiohttp.ClientResponse, ledger: _Ledger, endpoint: str
-    ) -> web.Response:
+    async def _exchange_stream(
+        self, request: web.Request, req: InferenceRequest, ledger: _Ledger, endpoint: str
+    ) -> web.StreamResponse:
+        """A streamed request over the lean pod client (tier2.podclient)."""
+        path = _PATHS[req.kind]
+        payload = request_head(path, endpoint, req.headers, len(req.raw)) + req.raw
+        idle = self.settings.stream_idle_s
         try:
-            body = await resp.read()
-        except _UNREACHED as e:
-            raise _Unreached(_describe(e)) from None
+            resp = await self.pods.open(endpoint, payload, idle)
+        except (PodUnreached, PodLost) as e:
+            raise _Unreached(str(e)) from None
         except TimeoutError:
-            raise PodTimeout(f"the pod {endpoint} stopped answering") from None
-        ok = resp.status < 400
+            raise PodTimeout(f"the pod {endpoint} did not answer in time") from None
+        try:
+            if resp.status >= 400:
+                try:
+                    body = await resp.read_all(idle)
+                except (PodUnreached, PodLost) as e:
+                    raise _Unreached(str(e)) from None
+                except TimeoutError:
+                    raise PodTimeout(f"the pod {endpoint} stopped answering") from None
+                ctype = resp.headers.get("content-type", "application/json").split(";")[0]
+                return self._whole(body, resp.status, ctype, ledger, endpoint)
+            return await self._relay(request, resp, ledger, endpoint)
+        finally:
+            self.pods.release(resp)  # reused only after a clean end; else the pod aborts
+
+    def _whole(
+        self, body: bytes, status: int, content_type: str, ledger: _Ledger, endpoint: str
+    ) -> web.Response:
+        ok = status < 400
         if ok:
             ledger.first_byte()
             ledger.finish(True, unary_outcome(body, self.settings.max_recorded_text_chars))
@@ -333,61 +365,109 @@ class Proxy:
         headers = {DESTINATION_HEADER: endpoint}
         return web.Response(
             body=body,
-            status=resp.status,
+            status=status,
             headers=headers,
-            content_type=resp.content_type or "application/json",
+            content_type=content_type or "application/json",
         )
 
     async def _relay(
         self,
         request: web.Request,
-        resp: aiohttp.ClientResponse,
+        resp: PodResponse,
         ledger: _Ledger,
         endpoint: str,
     ) -> web.StreamResponse:
-        chunks = resp.content.iter_any()
+        idle = self.settings.stream_idle_s
         try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            raise _Unreached("the pod closed the stream before any byte") from None
-        except _UNREACHED as e:
-            raise _Unreached(_describe(e)) from None
+            first = await resp.first(idle)
+        except (PodUnreached, PodLost) as e:
+            raise _Unreached(str(e)) from None
         except TimeoutError:
             raise PodTimeout(f"the pod {endpoint} sent nothing in time") from None
+        if not first:
+            raise _Unreached("the pod closed the stream before any byte")
         ledger.first_byte()
         observer = StreamObserver(self.settings.max_recorded_text_chars)
         stream = web.StreamResponse(
             status=resp.status,
             headers={
-                "Content-Type": resp.headers.get("Content-Type", "text/event-stream"),
+                "Content-Type": resp.headers.get("content-type", "text/event-stream"),
                 "Cache-Control": "no-cache",
                 DESTINATION_HEADER: endpoint,
             },
         )
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            stream.enable_chunked_encoding()
         await stream.prepare(request)
-        chunk = first
+        observer.feed(first)
+        try:
+            # aiohttp sends its buffered head with this first write; the pod's later
+            # bytes go straight to the transport in the same framing (_ClientSink)
+            await stream.write(first)
+        except ConnectionResetError:
+            ledger.finish(ok=False)  # the client left: the caller closes the pod side
+            return stream
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            ledger.finish(ok=False)
+            return stream
+        sink = _ClientSink(transport, observer, chunked, resp)
+        resp.attach(sink)
         while True:
-            observer.feed(chunk)
             try:
-                await stream.write(chunk)
-            except ConnectionResetError:
-                ledger.finish(ok=False)  # the client left: the caller closes the pod side
-                return stream
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except (TimeoutError, *_UNREACHED) as e:
-                log.warning("pod %s broke its stream: %s", endpoint, _describe(e))
+                ended = await resp.wait(idle)
+            except (TimeoutError, PodLost, PodUnreached) as e:
+                stalled = isinstance(e, TimeoutError)
+                log.warning("pod %s broke its stream: %s", endpoint, "stalled" if stalled else e)
                 ledger.finish(ok=False, outcome=observer.outcome())
-                await _stream_error(stream, isinstance(e, TimeoutError))
+                if not sink.gone:
+                    await _stream_error(stream, stalled)
                 return stream
+            if sink.gone:
+                ledger.finish(ok=False)
+                return stream
+            if ended:
+                break
+            # the client reads slower than the pod writes: let its buffer drain (rare)
+            try:
+                await request.writer.drain()
+            except ConnectionResetError:
+                ledger.finish(ok=False)
+                return stream
+            resp.resume()
         ledger.finish(ok=True, outcome=observer.outcome())
         try:
             await stream.write_eof()
         except ConnectionResetError:
             pass
         return stream
+
+
+class _ClientSink:
+    """Where the pod's body pieces go as they arrive: the observer, then the client's
+    transport in the answer's framing. Pauses the pod when the client falls behind."""
+
+    __slots__ = ("transport", "observer", "chunked", "resp", "gone")
+
+    def __init__(
+        self, transport: Any, observer: StreamObserver, chunked: bool, resp: PodResponse
+    ) -> None:
+        self.transport, self.observer, self.chunked, self.resp = transport, observer, chunked, resp
+        self.gone = False
+
+    def __call__(self, data: bytes) -> None:
+        if self.gone:
+            return
+        transport = self.transport
+        if transport.is_closing():
+            self.gone = True
+            self.resp.pause()  # wakes the relay, which ends the request
+            return
+        self.observer.feed(data)
+        transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+        if transport.get_write_buffer_size() > _HIGH_WATER:
+            self.resp.pause()
 
 
 async def _stream_error(stream: web.StreamResponse, stalled: bool) -> None:

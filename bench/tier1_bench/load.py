@@ -25,12 +25,14 @@ REQUEST_TIMEOUT_S = 60.0
 PROMPT = "Benchmark request: say something short about the weather in Lisbon today, please."
 
 
-def request_body(model: str, *, stream: bool, include_usage: bool = False) -> bytes:
+def request_body(
+    model: str, *, stream: bool, include_usage: bool = False, max_tokens: int = 64
+) -> bytes:
     """A ~180-byte OpenAI chat request (measurements.md §4 used 178 bytes)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": PROMPT}],
-        "max_tokens": 64,
+        "max_tokens": max_tokens,
     }
     if stream:
         body["stream"] = True
@@ -53,6 +55,7 @@ class Target:
     """Streaming requests ask for ``stream_options.include_usage``."""
     ours_cpu: Callable[[], tuple[float, float]] | None = None
     """CPU seconds of all our processes on (CPU 0, CPU 1), the driver excluded."""
+    max_tokens: int = 64
 
 
 @dataclass
@@ -183,7 +186,12 @@ async def closed_loop(
             drain_s=drain_s,
             events_per_stream=events_per_stream,
         )
-    body = request_body(target.model, stream=stream, include_usage=target.include_usage)
+    body = request_body(
+        target.model,
+        stream=stream,
+        include_usage=target.include_usage,
+        max_tokens=target.max_tokens,
+    )
     headers = {**target.headers, "Content-Type": "application/json"}
     url = target.url
     c = Tally()
@@ -233,7 +241,12 @@ async def _closed_loop_raw(
     drain_s: float,
     events_per_stream: int,
 ) -> dict[str, Any]:
-    body = request_body(target.model, stream=stream, include_usage=target.include_usage)
+    body = request_body(
+        target.model,
+        stream=stream,
+        include_usage=target.include_usage,
+        max_tokens=target.max_tokens,
+    )
     headers = {**target.headers, "Content-Type": "application/json"}
     c = Tally()
     stop = False
@@ -441,7 +454,12 @@ async def _drain(tasks: set[asyncio.Task[None]], timeout_s: float) -> int:
 
 async def one_request(target: Target, *, stream: bool) -> tuple[int, int, int]:
     """(status, body bytes, SSE events) of a single request: the start-up check."""
-    body = request_body(target.model, stream=stream, include_usage=target.include_usage)
+    body = request_body(
+        target.model,
+        stream=stream,
+        include_usage=target.include_usage,
+        max_tokens=target.max_tokens,
+    )
     headers = {**target.headers, "Content-Type": "application/json"}
     async with _session(1) as session, session.post(target.url, data=body, headers=headers) as r:
         data = await r.read()

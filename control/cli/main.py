@@ -36,6 +36,7 @@ BENCHMARKS = {
     "ratelimit": "bench.ratelimit_bench:main",
     "tier2": "bench.tier2_bench:main",
     "tier2-realtime": "bench.tier2_bench.realtime:main",
+    "tier2-relay": "bench.tier2_bench.relay:main",
 }
 
 
