@@ -154,6 +154,14 @@ class StrataPickerParams(TtftModelParams):
     t_max_s: float = Field(1.0, ge=0)
     """Saturation valve: leave the warm set (or the ring's choice) when its predicted
     TTFT exceeds the best endpoint's by more than this many seconds."""
+    t_max_rel: float = Field(1.0, ge=0, le=10)
+    """The ring's valve, for a prefix key placed recently (one that comes back), opens
+    only beyond max(t_max_s, t_max_rel x the best cost): when every endpoint queues for
+    seconds (past the knee) a fixed t_max_s scattered each group's cold requests, every
+    copy cost its whole prefill again and the cache hit rate fell (bench tier2 (b) at 5
+    req/s: hit rate 0.15 -> 0.36, output 3,742 -> 4,209 tok/s, TTFT p90 180 -> 132 s;
+    at 4 req/s and in (c), (d), (e) within 1%). New keys (unique prompts, as in (d)) keep
+    t_max_s: staying home buys them nothing."""
     valve_kv: bool = False
     """Whether the warm set's valve compares costs with their KV-pressure part. Off: a
     warm endpoint near full KV queues the request at worst, while a copy of the prefix

@@ -202,6 +202,24 @@ def test_ring_choices_pick_the_cheaper_home() -> None:
     assert picker(ring_choices=2).pick(req, cands, {}, NOW).ranked[0] == homes[1]
 
 
+def test_ring_valve_holds_a_recurring_key_when_every_queue_is_long() -> None:
+    # past the knee: the home queues 8 s, the best elsewhere 5 s; a key seen before stays
+    # (scattering it recomputes the group's prefix everywhere), a new one goes elsewhere
+    ids = [f"e{i}" for i in range(4)]
+    home = picker(ring_choices=1).ring.choose(9, dict.fromkeys(ids, 0.0), 0.25, 1)[0]
+    queued = {i: led(prefill_tokens=(64_000 if i == home else 40_000)) for i in ids}
+    cands = [cand(i, ledger=queued[i]) for i in ids]
+    req = request(hashes=10)
+    p = picker(ring_choices=1, t_max_s=1.0, t_max_rel=1.0)
+    first = p.pick(req, cands, {}, NOW)
+    assert first.reason == "ring-valve" and first.ranked[0] != home
+    again = p.pick(req, cands, {}, NOW)
+    assert (again.ranked[0], again.reason) == (home, "ring")
+    fixed = picker(ring_choices=1, t_max_s=1.0, t_max_rel=0.0)
+    fixed.pick(req, cands, {}, NOW)
+    assert fixed.pick(req, cands, {}, NOW).reason == "ring-valve"
+
+
 def test_session_keys_prompts_shorter_than_a_block() -> None:
     cands = [cand(f"e{i}") for i in range(8)]
     p = picker(ring_choices=1)

@@ -26,7 +26,10 @@ Rule:
    epsilon) gives the key's first `ring_choices` endpoints within the bound, and the
    cheaper wins (`ring`): a prefix group lands on a small fixed set of endpoints, the
    same way on every replica, and none exceeds (1+epsilon) times the mean. If that
-   endpoint costs more than t_max_s over the best, the valve opens (`ring-valve`). No
+   endpoint costs more than t_max_s over the best (or, for a key placed recently,
+   more than max(t_max_s, t_max_rel · best): past the knee every queue is seconds
+   long, and scattering a recurring group recomputes its prefix everywhere), the
+   valve opens (`ring-valve`). No
    key at all: lowest cost (`least-cost`). For these cold decisions J(e) also carries
    cold_interference_s · L(e) when e has no prefill queued in the ledger: the request's
    prefill would turn e's pure decode steps into slower mixed steps for all L(e)
@@ -38,7 +41,7 @@ The PoolPicker then reserves the winner in the ledger and records the prompt in 
 prefix index in the same call, so the next pick already sees both.
 Output: the winner, then every other candidate by increasing cost; predicted TTFT of
 each candidate in `predicted_ttft_s`.
-Parameters: theta, t_max_s, valve_kv, valve_headroom, work_weight, warm_epsilon,
+Parameters: theta, t_max_s, t_max_rel, valve_kv, valve_headroom, work_weight, warm_epsilon,
 epsilon, ring_choices,
 cold_interference_s, key_blocks, virtual_nodes, near_tie_rel, near_tie_abs_s, and the
 TTFT model's
@@ -58,6 +61,8 @@ from tier2.scheduling.framework import PluginContext, Ranking
 from tier2.scheduling.ring import BoundedLoadRing
 from tier2.scheduling.types import Candidate, PickRequest
 
+_RECENT_KEYS = 65536  # cold prefix keys remembered (about 100 bytes each)
+
 
 class StrataPicker:
     def __init__(self, params: StrataPickerParams, ctx: PluginContext) -> None:
@@ -66,6 +71,7 @@ class StrataPicker:
         self.work_weight = params.work_weight
         self.warm_epsilon = params.warm_epsilon
         self.t_max_s = params.t_max_s
+        self.t_max_rel = params.t_max_rel
         self.valve_kv = params.valve_kv
         self.valve_headroom = params.valve_headroom
         self.epsilon = params.epsilon
@@ -75,6 +81,7 @@ class StrataPicker:
         self.near_tie_rel = params.near_tie_rel
         self.near_tie_abs_s = params.near_tie_abs_s
         self.ring = BoundedLoadRing(params.virtual_nodes)
+        self._recent_keys: dict[int, None] = {}  # insertion-ordered: the oldest go first
         self.rng = ctx.rng
 
     def _key(self, req: PickRequest) -> int | None:
@@ -84,6 +91,16 @@ class StrataPicker:
         if req.session:
             return xxhash.xxh64_intdigest(req.session.encode())
         return None
+
+    def _recurs(self, key: int) -> bool:
+        """Whether ``key`` was placed recently (then remembered): only a prefix that
+        comes back gains from staying on its homes."""
+        keys = self._recent_keys
+        seen = keys.pop(key, 0) is None
+        keys[key] = None  # the most recent last
+        if len(keys) > _RECENT_KEYS:
+            del keys[next(iter(keys))]
+        return seen
 
     def _near_tie(self, ids: Sequence[str], costs: Mapping[str, float]) -> str:
         best = min(costs[i] for i in ids)
@@ -154,7 +171,10 @@ class StrataPicker:
                 homes = self.ring.choose(key, loads, self.epsilon, self.ring_choices)
                 chosen = min(homes, key=costs.__getitem__)
                 reason = "ring"
-                if costs[chosen] - best > self.t_max_s:
+                slack = self.t_max_s
+                if self._recurs(key):
+                    slack = max(slack, self.t_max_rel * best)
+                if costs[chosen] - best > slack:
                     chosen, reason = self._near_tie(list(costs), costs), "ring-valve"
         rest = sorted((i for i in costs if i != chosen), key=costs.__getitem__)
         return Ranking((chosen, *rest), reason, ttfts)
