@@ -118,6 +118,8 @@ class PodResponse(asyncio.Protocol):
                 return
         if self._state == _BODY:
             self._body(data)
+        elif self._state == _DONE and data:
+            self.close()
 
     # -- parsing --------------------------------------------------------------------------
     def _parse_head(self, head: bytes) -> None:
@@ -155,6 +157,8 @@ class PodResponse(asyncio.Protocol):
             self._emit(piece)
             if self._left == 0:
                 self._end()
+                if len(data) > len(piece):
+                    self.close()  # bytes after the answer: the connection cannot be reused
         elif self._framing == _UNTIL_CLOSE:
             self._emit(data)
         else:
@@ -189,6 +193,8 @@ class PodResponse(asyncio.Protocol):
                     self._emit(b"".join(pieces))
                 self._buf = b""
                 self._end()
+                if pos < n:
+                    self.close()
                 return
             else:  # chunk data, then its CRLF
                 take = min(left, n - pos)

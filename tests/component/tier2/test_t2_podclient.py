@@ -101,6 +101,11 @@ async def test_framings(answer: bytes, body: bytes, done: bool, reusable: bool) 
     assert resp.done is done and resp.reusable is reusable
 
 
+async def test_bytes_after_the_end_spoil_the_connection() -> None:
+    resp, got = _feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", [])
+    assert got == [b"ok"] and resp.done and not resp.reusable
+
+
 async def test_a_body_ending_with_the_connection_ends_cleanly() -> None:
     resp, got = _feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc", [])
     before = (resp.done, list(got))
