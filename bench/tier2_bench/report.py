@@ -39,6 +39,8 @@ __all__ = [
 REFERENCE = "gie-default"
 CANDIDATE = "strata"
 ORACLE = "oracle"
+JUDGED = (REFERENCE, CANDIDATE, ORACLE)
+"""The policies the verdicts compare, run at the knee with every seed."""
 HEADLINE_LOWER = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "itl_p50_ms", "itl_p99_ms")
 HEADLINE_HIGHER = ("output_tps",)
 PICK_LIMITS_US = {16: 1000.0, 256: 5000.0}
@@ -70,19 +72,47 @@ def _at(runs: Sequence[Run], policy: str, rate: float | None) -> Run | None:
     return None
 
 
+_POOLED = (*HEADLINE_LOWER, *HEADLINE_HIGHER, "offered_output_tps", "preemptions", "unserved")
+
+
+def pooled(runs: Sequence[Run]) -> Run:
+    """One policy at one rate over several seeds: the mean of each headline metric, and
+    TTFT p90 per seed (``ttft_p90_by_seed``)."""
+    out = dict(runs[0])
+    for k in _POOLED:
+        values = [r[k] for r in runs if r.get(k) is not None]
+        if values:
+            out[k] = sum(values) / len(values)
+    out["seeds"] = [r.get("seed", 0) for r in runs]
+    out["ttft_p90_by_seed"] = [r["ttft_p90_s"] for r in runs]
+    return out
+
+
+def knee_runs(runs: Sequence[Run], knee: float | None) -> list[Run]:
+    """Every policy at the knee, pooled over the seeds it ran with there (ordered as run)."""
+    by_policy: dict[str, list[Run]] = {}
+    for r in runs:
+        if r["rate"] == knee:
+            by_policy.setdefault(r["policy"], []).append(r)
+    return [pooled(rs) for rs in by_policy.values()]
+
+
 def verdicts(scen: Scenario, runs: Sequence[Run], knee: float | None) -> list[dict[str, Any]]:
-    """The scenario's target checks at the knee (empty if the policies were not run)."""
+    """The scenario's target checks at the knee (empty if the policies were not run);
+    ``runs`` at the knee may be pooled over seeds (:func:`pooled`)."""
     gie, strata = _at(runs, REFERENCE, knee), _at(runs, CANDIDATE, knee)
     if gie is None or strata is None:
         return []
     out: list[dict[str, Any]] = []
     g90, s90 = gie["ttft_p90_s"], strata["ttft_p90_s"]
+    seeds = len(strata.get("seeds", ())) or 1
+    over = f", mean of {seeds} seeds" if seeds > 1 else ""
     if scen.target == "better":
         gain = 1.0 - s90 / g90 if g90 > 0 else 0.0
         out.append(
             {
                 "check": "strata TTFT p90 >= 20% lower than gie-default at the knee",
-                "value": f"{100 * gain:+.1f}% ({s90:.3f} s vs {g90:.3f} s)",
+                "value": f"{100 * gain:+.1f}% ({s90:.3f} s vs {g90:.3f} s{over})",
                 "pass": gain >= 0.2,
             }
         )
@@ -97,7 +127,7 @@ def verdicts(scen: Scenario, runs: Sequence[Run], knee: float | None) -> list[di
         out.append(
             {
                 "check": "strata at most 5% worse than gie-default on every headline metric",
-                "value": f"worst {worst_key or 'none'} {100 * worst:+.1f}%",
+                "value": f"worst {worst_key or 'none'} {100 * worst:+.1f}%{over}",
                 "pass": worst <= 0.05,
             }
         )
@@ -110,7 +140,7 @@ def verdicts(scen: Scenario, runs: Sequence[Run], knee: float | None) -> list[di
             out.append(
                 {
                     "check": "strata closes >= half the gie-default -> oracle TTFT p90 gap",
-                    "value": f"{100 * closed:.0f}% of {gap:.3f} s",
+                    "value": f"{100 * closed:.0f}% of {gap:.3f} s{over}",
                     "pass": closed >= 0.5,
                 }
             )
@@ -127,15 +157,22 @@ def verdicts(scen: Scenario, runs: Sequence[Run], knee: float | None) -> list[di
 
 
 def ladder_result(scen: Scenario, runs: Sequence[Run]) -> dict[str, Any]:
-    knee = knee_rate(runs)
+    """``runs``: the ladder with the first seed, and the knee with any others."""
+    seeds = sorted({r.get("seed", 0) for r in runs})
+    first = [r for r in runs if r.get("seed", 0) == seeds[0]] if seeds else []
+    knee = knee_rate(first)
+    at_knee = knee_runs(runs, knee)
     return {
         "title": scen.title,
         "kind": scen.kind,
         "rate_unit": scen.rate_unit,
         "window": {"warmup": scen.window.warmup, "measure": scen.window.measure},
         "knee_rate": knee,
-        "verdicts": verdicts(scen, runs, knee),
-        "runs": list(runs),
+        "knee_seeds": seeds,
+        "knee_pooled": at_knee,
+        "verdicts": verdicts(scen, at_knee, knee),
+        "runs": first,
+        "knee_other_seeds": [r for r in runs if r.get("seed", 0) != (seeds[0] if seeds else 0)],
     }
 
 
@@ -207,6 +244,22 @@ def _ladder_md(key: str, res: Mapping[str, Any], policies: Sequence[str]) -> lis
     out.append("")
     at_knee = [r for p in policies for r in runs if r["policy"] == p and r["rate"] == knee]
     out += _metric_table(at_knee, "policy @ knee", "policy")
+    pooled_rows = [r for r in res.get("knee_pooled", ()) if len(r.get("seeds", ())) > 1]
+    if pooled_rows:
+        out += [
+            "",
+            f"At the knee over seeds {', '.join(map(str, pooled_rows[0]['seeds']))} "
+            "(the verdicts use these means):",
+            "",
+        ]
+        out.append("| policy | TTFT p90 mean s | per seed | p99 mean | out tok/s | preempt |")
+        out.append("|---|---|---|---|---|---|")
+        for r in pooled_rows:
+            per = " / ".join(f"{v:.3f}" for v in r["ttft_p90_by_seed"])
+            out.append(
+                f"| {r['policy']} | {r['ttft_p90_s']:.3f} | {per} | {r['ttft_p99_s']:.3f} | "
+                f"{r['output_tps']:.0f} | {_fmt('{:.0f}', r.get('preemptions', math.nan))} |"
+            )
     out += ["", "TTFT p90 (s) over the ladder:", ""]
     rates = sorted({r["rate"] for r in runs})
     out.append(f"| {res['rate_unit']} | " + " | ".join(policies) + " |")

@@ -1,7 +1,8 @@
 """`strata bench tier2`: tier2's pickers against baselines in the simulator's virtual time.
 
     strata bench tier2 [--scenarios abcdefg] [--policies ...] [--scale 1.0] [--quick]
-                       [--out DIR] [--jobs N] [--seed 0] [--variant NAME=JSON ...]
+                       [--out DIR] [--jobs N] [--seed 0] [--knee-seeds 4]
+                       [--variant NAME=JSON ...]
 
 Every scenario of issue 7 (see :mod:`bench.tier2_bench.scenarios`) runs each policy on 8
 simulated vLLM pods (:mod:`bench.vllmsim.des`): ``round-robin``, ``least-queue`` (on
@@ -168,6 +169,7 @@ def run_task(task: Task) -> dict[str, Any]:
         rate=task.rate,
         policy=task.policy,
         scrape_interval_s=task.scrape_interval_s,
+        seed=task.seed,
     )
     return res
 
@@ -223,6 +225,25 @@ def _tasks(
     ]
 
 
+def _knee_tasks(
+    scen: Scenario,
+    knee: float,
+    policies: Sequence[str],
+    args: argparse.Namespace,
+    variants: Mapping[str, Variant],
+) -> list[Task]:
+    """The knee again with the other seeds, for the policies the verdicts compare."""
+    judged = [p for p in policies if p in report.JUDGED]
+    return [
+        Task(
+            scen.key, knee, p, interval, scen.window, seed, args.pods, args.profile, variants.get(p)
+        )
+        for seed in range(args.seed + 1, args.seed + args.knee_seeds)
+        for interval in scen.scrape_intervals
+        for p in judged
+    ]
+
+
 def run_benchmark(
     scenarios: Sequence[Scenario],
     policies: Sequence[str],
@@ -235,6 +256,18 @@ def run_benchmark(
     ladders = [s for s in scenarios if s.kind == "ladder"]
     tasks = [t for s in ladders for t in _tasks(s, s.rates, policies, args, variants)]
     runs = _run_all(tasks, args.jobs)
+    # a knee is where queues start to build, so one run there is chaotic (a preemption
+    # cascade or not): the verdicts take the mean over --knee-seeds seeds
+    knees = {s.key: report.knee_rate([r for r in runs if r["scenario"] == s.key]) for s in ladders}
+    extra = [
+        t
+        for s in ladders
+        if knees[s.key] is not None
+        for t in _knee_tasks(s, float(knees[s.key] or 0.0), policies, args, variants)
+    ]
+    if extra:
+        log(f"knees {knees}: {len(extra)} more runs with seeds {args.seed + 1}..")
+    runs += _run_all(extra, args.jobs)
     for s in ladders:
         results[s.key] = report.ladder_result(s, [r for r in runs if r["scenario"] == s.key])
     for s in (s for s in scenarios if s.kind == "scrape"):
@@ -313,11 +346,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output directory (default: a new one under .strata/bench/)")
     p.add_argument("--jobs", type=int, default=1, help="simulations in parallel processes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--knee-seeds",
+        type=int,
+        help="seeds run at each ladder's knee, whose mean the verdicts use "
+        "(default 4; 1 with --quick)",
+    )
     p.add_argument("--pods", type=int, default=NUM_PODS)
     p.add_argument("--profile", default=PROFILE, help="bench.vllmsim step-time profile")
     args = p.parse_args(argv)
     if args.scale <= 0:
         p.error("--scale must be positive")
+    if args.knee_seeds is None:
+        args.knee_seeds = 1 if args.quick else 4
+    if args.knee_seeds < 1:
+        p.error("--knee-seeds must be at least 1")
     variants = _parse_variants(args.variant)
     policies = [x for x in args.policies.split(",") if x] + list(variants)
     for pol in policies:
@@ -351,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         "tier2_sources_sha256": digest,
         "pods": args.pods,
         "seed": args.seed,
+        "knee_seeds": args.knee_seeds,
         "scale": args.scale,
         "quick": args.quick,
         "policies": policies,

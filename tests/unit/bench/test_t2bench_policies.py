@@ -20,7 +20,7 @@ from bench.tier2_bench.informed_router import (
 )
 from bench.tier2_bench.picker_router import PickerRouter, endpoint_id, endpoint_state
 from bench.tier2_bench.prompts import TextPool, message
-from bench.tier2_bench.report import knee_rate, verdicts
+from bench.tier2_bench.report import _ladder_md, knee_rate, ladder_result, verdicts
 from bench.tier2_bench.routers import BenchRouter, LeastQueueRouter, RoundRobinRouter
 from bench.tier2_bench.run import make_router
 from bench.tier2_bench.scenarios import SCENARIOS, scenario_list
@@ -323,6 +323,27 @@ def test_verdicts_at_the_knee() -> None:
     (check,) = verdicts(b, par, 1.0)
     assert not check["pass"] and "output_tps" in check["value"]
     assert verdicts(b, par[:1], 1.0) == []
+
+
+def test_verdicts_use_the_mean_over_seeds_at_the_knee() -> None:
+    # seed 0 alone says strata wins by 30%; over two seeds the gain is 10%
+    a = SCENARIOS["a"]
+    runs = [
+        _run("gie-default", 1.0, 1.0),
+        _run("gie-default", 2.0, 9.0, out=50.0),  # past the knee
+        _run("strata", 1.0, 0.7),
+        {**_run("gie-default", 1.0, 1.0), "seed": 1},
+        {**_run("strata", 1.0, 1.1), "seed": 1},
+        {**_run("gie-default", 2.0, 1.0), "seed": 1},  # another seed never moves the knee
+    ]
+    res = ladder_result(a, runs)
+    assert res["knee_rate"] == 1.0 and res["knee_seeds"] == [0, 1]
+    (better,) = res["verdicts"]
+    assert not better["pass"] and "+10.0%" in better["value"] and "2 seeds" in better["value"]
+    strata = next(r for r in res["knee_pooled"] if r["policy"] == "strata")
+    assert strata["ttft_p90_by_seed"] == [0.7, 1.1]
+    assert len(res["runs"]) == 3 and len(res["knee_other_seeds"]) == 3
+    assert "per seed" in "\n".join(_ladder_md("a", res, ["gie-default", "strata"]))
 
 
 def test_scenario_selection_and_sizing() -> None:
