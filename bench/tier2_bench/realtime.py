@@ -24,8 +24,9 @@ pod really streamed). Requests arriving in the first ``--warmup-frac`` of
 goes on (arrivals included) until they have finished, for at most ``--tail-s``.
 
 Why the defaults differ from the DES's (c) (knee 6 conversations/s, 400 s warm-up, 50 ms
-scrapes). Every output token crosses three Python processes (about 90 us of CPU in
-tier2, 65 in the simulator and 35 in the client), so 2 cores carry about 6,000 tokens/s:
+scrapes). Every output token crosses three Python processes (about 55 us of CPU in
+tier2 since its stream relay runs in the pod connection's protocol, 90 before; 65 in
+the simulator and 35 in the client), so 2 cores carry about 6,000-8,000 tokens/s:
 the pods run in real time (speed 1) and a run must fit in a few minutes per policy, so
 the model time is short (200 s): conversations (about 4 model minutes long) are all
 still open when measuring starts, so 6 conversations/s then offers about the load of 4/s
