@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any, Final, Literal, Protocol
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import HttpVersion11, web
@@ -48,6 +48,7 @@ from tier2.scheduling.types import PickRequest, Priority
 from tier2.settings import Tier2Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DESTINATION_HEADER: Final = "x-gateway-destination-endpoint"
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -333,20 +334,11 @@ class Proxy:
         path = _PATHS[req.kind]
         payload = request_head(path, endpoint, req.headers, len(req.raw)) + req.raw
         idle = self.settings.stream_idle_s
-        try:
-            resp = await self.pods.open(endpoint, payload, idle)
-        except (PodUnreached, PodLost) as e:
-            raise _Unreached(str(e)) from None
-        except TimeoutError:
-            raise PodTimeout(f"the pod {endpoint} did not answer in time") from None
+        opening = self.pods.open(endpoint, payload, idle)
+        resp = await _before_answer(opening, endpoint, "did not answer in time")
         try:
             if resp.status >= 400:
-                try:
-                    body = await resp.read_all(idle)
-                except (PodUnreached, PodLost) as e:
-                    raise _Unreached(str(e)) from None
-                except TimeoutError:
-                    raise PodTimeout(f"the pod {endpoint} stopped answering") from None
+                body = await _before_answer(resp.read_all(idle), endpoint, "stopped answering")
                 ctype = resp.headers.get("content-type", "application/json").split(";")[0]
                 return self._whole(body, resp.status, ctype, ledger, endpoint)
             return await self._relay(request, resp, ledger, endpoint)
@@ -379,12 +371,7 @@ class Proxy:
         endpoint: str,
     ) -> web.StreamResponse:
         idle = self.settings.stream_idle_s
-        try:
-            first = await resp.first(idle)
-        except (PodUnreached, PodLost) as e:
-            raise _Unreached(str(e)) from None
-        except TimeoutError:
-            raise PodTimeout(f"the pod {endpoint} sent nothing in time") from None
+        first = await _before_answer(resp.first(idle), endpoint, "sent nothing in time")
         if not first:
             raise _Unreached("the pod closed the stream before any byte")
         ledger.first_byte()
@@ -469,6 +456,17 @@ class _ClientSink:
         transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
         if transport.get_write_buffer_size() > _HIGH_WATER:
             self.resp.pause()
+
+
+async def _before_answer(step: Awaitable[T], endpoint: str, silent: str) -> T:
+    """A step with the pod before the client has any byte: a pod that fails it may be
+    replaced by the next-best one (_Unreached); one that stays silent is a 504."""
+    try:
+        return await step
+    except (PodUnreached, PodLost) as e:
+        raise _Unreached(str(e)) from None
+    except TimeoutError:
+        raise PodTimeout(f"the pod {endpoint} {silent}") from None
 
 
 async def _stream_error(stream: web.StreamResponse, stalled: bool) -> None:

@@ -202,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=".strata/bench/tier2-relay", help="path without suffix")
     args = p.parse_args(argv)
+    for name in ("streams", "interval_ms", "tokens", "seconds", "rounds"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.warmup_s < 0:
+        p.error("--warmup-s must not be negative")
     if not can_pin():
         _log("fewer than 2 CPUs: the proxies and the load share cores; numbers are rough")
     t0 = time.monotonic()
