@@ -60,8 +60,6 @@ class PodResponse(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.used = 0
-        """Requests sent on this connection (a reused one may have been closed by the pod)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -246,7 +244,6 @@ class PodResponse(asyncio.Protocol):
 
     def send(self, payload: bytes) -> None:
         self._reset()
-        self.used += 1
         if self.transport is None or self.transport.is_closing():
             self._error = PodUnreached("the connection to the pod is closed")
             return

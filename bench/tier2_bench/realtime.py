@@ -61,7 +61,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.tier1_bench.procs import Children, can_pin, free_port, http_get, wait_until
+from bench.tier1_bench.procs import Child, Children, can_pin, free_port, http_get, wait_until
 from bench.tier2_bench.realtime_client import MODEL, Driver, Sample, Window
 from bench.tier2_bench.scenarios import NUM_PODS, PROFILE, Corpora
 from bench.tier2_bench.stats import percentile
@@ -72,7 +72,7 @@ from common.configsync import persist
 from common.configsync.node import NodeSettings
 from control.compile import compile_tier2
 
-__all__ = ["POLICIES", "Sample", "main", "pool_resource", "ranking", "summarize"]
+__all__ = ["POLICIES", "Sample", "main", "pool_resource", "ranking", "start_tier2", "summarize"]
 
 POLICIES = ("random", "gie-default", "strata")
 """Expected order, worst to best (the DES ranking of (c) on TTFT p90)."""
@@ -286,6 +286,34 @@ def _pod_ttft(addresses: Sequence[str]) -> tuple[float, int]:
     return total, count
 
 
+def start_tier2(
+    children: Children,
+    policy: str,
+    addresses: Sequence[str],
+    tmp: Path,
+    *,
+    speed: float,
+    scrape_s: float,
+    cpu: int,
+    env: dict[str, str],
+) -> tuple[str, Child]:
+    """A `strata tier2` process serving the pool of ``addresses`` with ``policy``, its
+    config from a state file (no control plane): its base URL once it is ready."""
+    port = free_port()
+    doc = pool_resource(policy, addresses, f"127.0.0.1:{port}", speed=speed, scrape_s=scrape_s)
+    snap = compile_tier2(ConfigSet.of([parse_resource(doc)]))[POOL]
+    node_id = f"bench-{policy}"
+    state = tmp / f"state-{policy}"
+    settings = NodeSettings("tier2", "127.0.0.1", port, [], node_id, state, POOL)
+    persist.save(settings.state_file, snapshot_to_wire(snap))
+    cmd = [sys.executable, "-m", "control.cli", "tier2", "--pool", POOL, "--port", str(port)]
+    cmd += ["--node-id", node_id, "--control", "127.0.0.1:9", "--state-dir", str(state)]
+    tier2 = children.start(f"tier2-{policy}", cmd, cpu=cpu, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(tier2, "ready", lambda: http_get(f"{url}/readyz")[0] == 200, 60)
+    return url, tier2
+
+
 def run_policy(
     policy: str, args: argparse.Namespace, corpora: Corpora, tmp: Path
 ) -> tuple[list[Sample], dict[str, float]]:
@@ -303,20 +331,16 @@ def run_policy(
         last = f"http://127.0.0.1:{base + args.pods - 1}/metrics"
         wait_until(sim, "serving", lambda: http_get(last)[0] == 200, 60)
         addresses = [f"127.0.0.1:{base + i}" for i in range(args.pods)]
-        port = free_port()
-        doc = pool_resource(
-            policy, addresses, f"127.0.0.1:{port}", speed=args.speed, scrape_s=args.scrape_ms / 1e3
+        base_url, tier2 = start_tier2(
+            children,
+            policy,
+            addresses,
+            tmp,
+            speed=args.speed,
+            scrape_s=args.scrape_ms / 1e3,
+            cpu=TIER2_CPU,
+            env=env,
         )
-        snap = compile_tier2(ConfigSet.of([parse_resource(doc)]))[POOL]
-        node_id = f"bench-{policy}"
-        state = tmp / f"state-{policy}"
-        settings = NodeSettings("tier2", "127.0.0.1", port, [], node_id, state, POOL)
-        persist.save(settings.state_file, snapshot_to_wire(snap))
-        t2_cmd = [*py, "tier2", "--pool", POOL, "--port", str(port), "--node-id", node_id]
-        t2_cmd += ["--control", "127.0.0.1:9", "--state-dir", str(state)]
-        tier2 = children.start(f"tier2-{policy}", t2_cmd, cpu=TIER2_CPU, env=env)
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until(tier2, "ready", lambda: http_get(f"{base_url}/readyz")[0] == 200, 60)
         wait_until(tier2, "scraping", lambda: _scraped_all(f"{base_url}/metrics", args.pods), 30)
         workload = corpora.workload("c", args.rate)
         window = _window(args)

@@ -35,16 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench.tier1_bench.load import Target, closed_loop
 from bench.tier1_bench.procs import Children, can_pin, free_port, http_get, wait_until
-from bench.tier2_bench.realtime import POOL, pool_resource
+from bench.tier2_bench.realtime import start_tier2
 from bench.tier2_bench.realtime_client import MODEL
-from common.config import ConfigSet, parse_resource, snapshot_to_wire
-from common.configsync import persist
-from common.configsync.node import NodeSettings
-from control.compile import compile_tier2
+from common import jsonutil
 
 __all__ = ["main", "summarize"]
 
@@ -110,21 +105,6 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _start_tier2(children: Children, pod: str, tmp: Path) -> tuple[str, Any]:
-    port = free_port()
-    doc = pool_resource("strata", [pod], f"127.0.0.1:{port}", speed=1.0, scrape_s=0.1)
-    snap = compile_tier2(ConfigSet.of([parse_resource(doc)]))[POOL]
-    state = tmp / "state-tier2"
-    settings = NodeSettings("tier2", "127.0.0.1", port, [], "bench-relay", state, POOL)
-    persist.save(settings.state_file, snapshot_to_wire(snap))
-    cmd = [sys.executable, "-m", "control.cli", "tier2", "--pool", POOL, "--port", str(port)]
-    cmd += ["--node-id", "bench-relay", "--control", "127.0.0.1:9", "--state-dir", str(state)]
-    child = children.start("tier2", cmd, cpu=PROXY_CPU, env=_quiet())
-    url = f"http://127.0.0.1:{port}"
-    wait_until(child, "ready", lambda: http_get(f"{url}/readyz")[0] == 200, 60)
-    return url, child
-
-
 def _quiet() -> dict[str, str]:
     return {**os.environ, "STRATA_LOG_LEVEL": "WARNING"}
 
@@ -146,7 +126,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bare = children.start("bare", cmd, cpu=PROXY_CPU, env=_quiet())
             bare_url = f"http://127.0.0.1:{bare_port}"
             wait_until(bare, "serving", lambda: http_get(f"{bare_url}/healthz")[0] != 0, 30)
-            tier2_url, tier2 = _start_tier2(children, f"127.0.0.1:{pod_port}", tmp)
+            pod_address = f"127.0.0.1:{pod_port}"
+            tier2_url, tier2 = start_tier2(
+                children,
+                "strata",
+                [pod_address],
+                tmp,
+                speed=1.0,
+                scrape_s=0.1,
+                cpu=PROXY_CPU,
+                env=_quiet(),
+            )
             urls = {"direct": pod_url, "bare": bare_url, "tier2": tier2_url}
             cpus = {"direct": pod.cpu_seconds, "bare": bare.cpu_seconds, "tier2": tier2.cpu_seconds}
             targets = {
@@ -215,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["wall_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    out.with_suffix(".json").write_bytes(jsonutil.dumps(doc, pretty=True))
     md = markdown(doc)
     out.with_suffix(".md").write_text(md)
     print(md)

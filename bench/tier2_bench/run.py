@@ -206,6 +206,7 @@ def _tasks(
     policies: Sequence[str],
     args: argparse.Namespace,
     variants: Mapping[str, Variant],
+    seed: int | None = None,
 ) -> list[Task]:
     return [
         Task(
@@ -214,7 +215,7 @@ def _tasks(
             p,
             interval,
             scen.window,
-            args.seed,
+            args.seed if seed is None else seed,
             args.pods,
             args.profile,
             variants.get(p),
@@ -234,14 +235,8 @@ def _knee_tasks(
 ) -> list[Task]:
     """The knee again with the other seeds, for the policies the verdicts compare."""
     judged = [p for p in policies if p in report.JUDGED]
-    return [
-        Task(
-            scen.key, knee, p, interval, scen.window, seed, args.pods, args.profile, variants.get(p)
-        )
-        for seed in range(args.seed + 1, args.seed + args.knee_seeds)
-        for interval in scen.scrape_intervals
-        for p in judged
-    ]
+    seeds = range(args.seed + 1, args.seed + args.knee_seeds)
+    return [t for seed in seeds for t in _tasks(scen, (knee,), judged, args, variants, seed)]
 
 
 def run_benchmark(
@@ -262,8 +257,8 @@ def run_benchmark(
     extra = [
         t
         for s in ladders
-        if knees[s.key] is not None
-        for t in _knee_tasks(s, float(knees[s.key] or 0.0), policies, args, variants)
+        if (knee := knees[s.key]) is not None
+        for t in _knee_tasks(s, knee, policies, args, variants)
     ]
     if extra:
         log(f"knees {knees}: {len(extra)} more runs with seeds {args.seed + 1}..")

@@ -20,8 +20,8 @@ Theory of operation:
   The request's own blocks are cached now either way (the pod just computed them), so
   they stay; a hit well below the prediction means this endpoint keeps less than we
   think: its precision drops and, with `shrink_on_miss`, its scale shrinks by 10%
-  (dropping its oldest entries) and recovers by 2% per good prediction. A request that failed before its first byte never got its
-  blocks computed: `discard` drops what was recorded beyond the predicted hit.
+  (dropping its oldest entries) and recovers by 2% per good prediction. A request that
+  failed before its first byte never got its blocks computed: `discard` drops what was recorded beyond the predicted hit.
 - Precision per endpoint (EWMA of min(actual, predicted) / predicted, from 1.0) and
   the predicted and actual totals are exposed for metrics and for discounting affinity.
 """

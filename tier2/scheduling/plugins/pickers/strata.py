@@ -14,8 +14,8 @@ Rule:
 1. Warm set W = {e : h(e) >= theta}, minus endpoints whose load would exceed
    ceil((1 + warm_epsilon) · mean load) while more than one request waits there for its
    first token (bounded load for affinity: a burst of one prefix fans out instead of
-   herding, while steady decoding load does not push a prefix off its pod). The saturation valve compares J without its
-   KV-pressure part (valve_kv) against the endpoints with room (no engine queue, KV
+   herding, while steady decoding load does not push a prefix off its pod). The
+   saturation valve compares J without its KV-pressure part (valve_kv) against the endpoints with room (no engine queue, KV
    fraction at most valve_headroom): if W is not empty and min_W J - min_room J <=
    t_max_s, or no endpoint has room, the pick is made within W (reason `warm`);
    otherwise among the endpoints with room (`warm-valve`). A miss costs a second copy
@@ -29,8 +29,7 @@ Rule:
    endpoint costs more than t_max_s over the best (or, for a key placed recently,
    more than max(t_max_s, t_max_rel · best): past the knee every queue is seconds
    long, and scattering a recurring group recomputes its prefix everywhere), the
-   valve opens (`ring-valve`). No
-   key at all: lowest cost (`least-cost`). For these cold decisions J(e) also carries
+   valve opens (`ring-valve`). No key at all: lowest cost (`least-cost`). For these cold decisions J(e) also carries
    cold_interference_s · L(e) when e has no prefill queued in the ledger: the request's
    prefill would turn e's pure decode steps into slower mixed steps for all L(e)
    requests there, while on an endpoint already prefilling it shares those steps.
@@ -41,10 +40,9 @@ The PoolPicker then reserves the winner in the ledger and records the prompt in 
 prefix index in the same call, so the next pick already sees both.
 Output: the winner, then every other candidate by increasing cost; predicted TTFT of
 each candidate in `predicted_ttft_s`.
-Parameters: theta, t_max_s, t_max_rel, valve_kv, valve_headroom, work_weight, warm_epsilon,
-epsilon, ring_choices,
-cold_interference_s, key_blocks, virtual_nodes, near_tie_rel, near_tie_abs_s, and the
-TTFT model's
+Parameters: theta, t_max_s, t_max_rel, valve_kv, valve_headroom, work_weight,
+warm_epsilon, epsilon, ring_choices, cold_interference_s, key_blocks, virtual_nodes,
+near_tie_rel, near_tie_abs_s, and the TTFT model's
 (common.config.scheduling.StrataPickerParams).
 """
 
@@ -96,7 +94,9 @@ class StrataPicker:
         """Whether ``key`` was placed recently (then remembered): only a prefix that
         comes back gains from staying on its homes."""
         keys = self._recent_keys
-        seen = keys.pop(key, 0) is None
+        seen = key in keys
+        if seen:
+            del keys[key]
         keys[key] = None  # the most recent last
         if len(keys) > _RECENT_KEYS:
             del keys[next(iter(keys))]
